@@ -1,0 +1,136 @@
+"""Every error that corral raises, in one tree.
+
+Catch ``CorralError`` to catch anything corral raised on purpose. Where an error also
+has a well-known builtin meaning it subclasses that builtin too, so code that already
+catches ``ValueError``, ``TypeError``, ``RuntimeError`` or ``TimeoutError`` keeps
+working::
+
+    CorralError
+    ├── InvalidArgumentError (ValueError)   an argument has a bad value (NaN, negative, ...)
+    ├── ArgumentTypeError (TypeError)       an argument has the wrong type
+    ├── UsageError (RuntimeError)           an object used in a state that forbids it
+    │                                       (a task group after exit, a scope entered twice)
+    ├── DeadlineExceeded (TimeoutError)     a ``fail_after`` / ``fail_at`` deadline passed
+    ├── WouldBlock                          a ``*_nowait`` operation would have to wait
+    ├── ClosedResourceError                 you closed it, then used it
+    ├── BrokenResourceError                 something external broke it (see ``__cause__``)
+    └── AggregateError                      every input of ``corral.any`` failed; a real
+                                            ``ExceptionGroup`` when it carries errors, so
+                                            ``except*`` works on it
+
+Cancellation is never a ``CorralError``: corral cancels with asyncio's own
+``asyncio.CancelledError``, carrying a :class:`corral.CancelReason` as its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+__all__ = (
+    "AggregateError",
+    "ArgumentTypeError",
+    "BrokenResourceError",
+    "ClosedResourceError",
+    "CorralError",
+    "DeadlineExceeded",
+    "InvalidArgumentError",
+    "UsageError",
+    "WouldBlock",
+)
+
+
+class CorralError(Exception):
+    """Base class of every error corral raises on purpose."""
+
+
+class InvalidArgumentError(CorralError, ValueError):
+    """An argument has a value the callee cannot accept; the message names both."""
+
+
+class ArgumentTypeError(CorralError, TypeError):
+    """An argument has the wrong type; the message says what to pass instead."""
+
+
+class UsageError(CorralError, RuntimeError):
+    """An object was used in a state that forbids the operation.
+
+    Examples: starting a task in a task group that has already exited, entering a cancel
+    scope twice, or exiting it from a different task than the one that entered it.
+    """
+
+
+class DeadlineExceeded(CorralError, TimeoutError):
+    """A deadline set with ``fail_after`` / ``fail_at`` passed before the block finished.
+
+    Also a builtin ``TimeoutError``, so ``except TimeoutError`` catches it.
+    """
+
+
+class WouldBlock(CorralError):
+    """A non-blocking ``*_nowait`` operation could not complete without waiting."""
+
+
+class ClosedResourceError(CorralError):
+    """The resource was closed by its owner, and then used again."""
+
+
+class BrokenResourceError(CorralError):
+    """The resource is unusable because something outside it failed.
+
+    The original failure is attached as ``__cause__``.
+    """
+
+
+class AggregateError(CorralError):
+    """Several errors reported together, in input order (``corral.any`` raises it).
+
+    ``AggregateError(message, errors)`` with at least one error builds an instance that is
+    also an :class:`ExceptionGroup`, so ``except* SomeError`` picks out the matching errors.
+    With no errors (``corral.any([])``) it is a plain exception whose ``exceptions`` is
+    empty, since an ``ExceptionGroup`` cannot be empty. Either way ``except AggregateError``
+    catches it and ``.exceptions`` holds the errors.
+    """
+
+    def __new__(cls, message: str = "", errors: Sequence[BaseException] = (), /) -> Self:
+        if cls is AggregateError and errors:
+            return _AggregateErrorGroup(message, errors)  # type: ignore[return-value]
+        return super().__new__(cls, message, errors)
+
+    def __init__(self, message: str = "", errors: Sequence[BaseException] = (), /) -> None:
+        super().__init__(message, tuple(errors))
+        self._message = message
+        self._errors = tuple(errors)
+
+    @property
+    def message(self) -> str:
+        """The message given when the error was raised."""
+        return self._message
+
+    @property
+    def exceptions(self) -> tuple[BaseException, ...]:
+        """The errors carried, in input order (empty for ``corral.any([])``)."""
+        return self._errors
+
+    def __str__(self) -> str:
+        count = len(self._errors)
+        noun = "error" if count == 1 else "errors"
+        return f"{self._message} ({count} {noun})" if self._message else f"{count} {noun}"
+
+
+class _AggregateErrorGroup(AggregateError, ExceptionGroup):  # type: ignore[misc]
+    """The non-empty form of :class:`AggregateError`: a real ``ExceptionGroup``."""
+
+    def __new__(cls, message: str = "", errors: Sequence[BaseException] = (), /) -> Self:
+        return ExceptionGroup.__new__(cls, message, list(errors))  # type: ignore[type-var]
+
+    def __init__(self, message: str = "", errors: Sequence[BaseException] = (), /) -> None:
+        ExceptionGroup.__init__(self, message, list(errors))  # type: ignore[arg-type]
+        self._message = message
+        self._errors = tuple(errors)
+
+    def derive(self, excs: Sequence[Any]) -> AggregateError:  # type: ignore[override]
+        return AggregateError(self._message, excs)
+
+    def __str__(self) -> str:
+        return AggregateError.__str__(self)
