@@ -1,0 +1,41 @@
+"""Import time of ``corral`` against ``asyncio``, each in a fresh interpreter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from benchmarks._harness import OverheadAtMost, Workload, timed_case
+
+_PROBE = (
+    "import time; start = time.perf_counter(); import {module}; print(time.perf_counter() - start)"
+)
+
+
+def import_seconds(module: str) -> float:
+    """Seconds ``import module`` takes in a fresh interpreter (measured inside it)."""
+    completed = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(module=module)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(completed.stdout)
+
+
+CORRAL = "import corral"
+ASYNCIO = "import asyncio"
+
+WORKLOAD = Workload(
+    name="import",
+    title="Import in a fresh interpreter",
+    n=1,
+    smoke_n=1,
+    unit="import",
+    baseline=ASYNCIO,
+    cases=(
+        timed_case(CORRAL, lambda _n: import_seconds("corral")),
+        timed_case(ASYNCIO, lambda _n: import_seconds("asyncio")),
+    ),
+    floors=(OverheadAtMost(CORRAL, ASYNCIO, 0.030),),
+)
