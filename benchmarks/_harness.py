@@ -222,13 +222,14 @@ class Workload:
             raise InvalidArgumentError(f"workload {self.name!r} has duplicate case names: {names}")
         if self.baseline not in names:
             raise InvalidArgumentError(
-                f"workload {self.name!r}: baseline {self.baseline!r} is no case"
+                f"workload {self.name!r}: baseline {self.baseline!r} is not one of its cases"
             )
         for floor in self.floors:
             for name in (floor.case, floor.other):
                 if name not in names:
                     raise InvalidArgumentError(
-                        f"workload {self.name!r}: floor {floor.text!r} names no case"
+                        f"workload {self.name!r}: floor {floor.text!r} names {name!r}, "
+                        "which is not one of its cases"
                     )
 
 

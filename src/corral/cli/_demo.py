@@ -156,5 +156,6 @@ def run_demo(sections: Iterable[Section], console: Console) -> bool:
     if failed:
         console.print(f"[red]{failed} of {len(results)} sections did not run cleanly[/red]")
     else:
-        console.print(f"[green]all {len(results)} sections ran[/green]")
+        noun = "section" if len(results) == 1 else "sections"
+        console.print(f"[green]{len(results)} {noun} ran cleanly[/green]")
     return not failed
