@@ -125,7 +125,7 @@ class _AggregateErrorGroup(AggregateError, ExceptionGroup):  # type: ignore[misc
         return ExceptionGroup.__new__(cls, message, list(errors))  # type: ignore[type-var]
 
     def __init__(self, message: str = "", errors: Sequence[BaseException] = (), /) -> None:
-        ExceptionGroup.__init__(self, message, list(errors))  # type: ignore[arg-type]
+        ExceptionGroup.__init__(self, message, list(errors))  # type: ignore[type-var]
         self._message = message
         self._errors = tuple(errors)
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ("INSTRUMENTS", "Instrument", "Instruments", "InstrumentedCoroutine")
+__all__ = ("INSTRUMENTS", "Instrument", "InstrumentedCoroutine", "Instruments")
 
 _log = logging.getLogger("corral.instruments")
 
@@ -86,7 +86,7 @@ class Instruments:
     def __init__(self) -> None:
         self.active = False
         self._lock = threading.Lock()
-        self._by_hook: dict[str, tuple[Any, ...]] = {name: () for name in HOOK_NAMES}
+        self._by_hook: dict[str, tuple[Any, ...]] = dict.fromkeys(HOOK_NAMES, ())
 
     def add(self, instrument: object) -> None:
         """Start sending events to ``instrument`` (adding one twice has no effect)."""
@@ -215,10 +215,6 @@ class InstrumentedCoroutine(Coroutine[Any, Any, Any]):
     def cr_await(self) -> Any:
         return getattr(self._coro, "cr_await", None)
 
-    @property
-    def __qualname__(self) -> str:  # type: ignore[override]
-        return getattr(self._coro, "__qualname__", type(self._coro).__qualname__)
-
     def __repr__(self) -> str:
         return repr(self._coro)
 
@@ -236,9 +232,7 @@ def install_step_hooks(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
     """
     previous = loop.get_task_factory()
 
-    def factory(
-        loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
-    ) -> asyncio.Future[Any]:
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
         wrapped = InstrumentedCoroutine(coro)
         if previous is None:
             task: asyncio.Task[Any] = asyncio.Task(wrapped, loop=loop, **kwargs)

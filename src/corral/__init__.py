@@ -1,0 +1,60 @@
+"""corral: asynchronous programming end to end, on asyncio.
+
+The everyday API lives here; see the guide at ``docs/`` for each topic.
+"""
+
+from ._core._combinators import all as all
+from ._core._combinators import all_keyed as all_keyed
+from ._core._combinators import all_settled as all_settled
+from ._core._combinators import any as any
+from ._core._combinators import race as race
+from ._core._hooks import INSTRUMENTS as INSTRUMENTS
+from ._core._hooks import Instrument as Instrument
+from ._core._outcome import Fulfilled as Fulfilled
+from ._core._outcome import Outcome as Outcome
+from ._core._outcome import Rejected as Rejected
+from ._core._reason import CancelReason as CancelReason
+from ._core._reason import CancelSource as CancelSource
+from ._core._scope import CancelScope as CancelScope
+from ._core._scope import current_effective_deadline as current_effective_deadline
+from ._core._scope import fail_after as fail_after
+from ._core._scope import fail_at as fail_at
+from ._core._scope import move_on_after as move_on_after
+from ._core._scope import move_on_at as move_on_at
+from ._core._taskgroup import TASK_STATUS_IGNORED as TASK_STATUS_IGNORED
+from ._core._taskgroup import TaskGroup as TaskGroup
+from ._core._taskgroup import TaskHandle as TaskHandle
+from ._core._taskgroup import TaskStatus as TaskStatus
+from ._core._token import CancelToken as CancelToken
+from ._version import __version__ as __version__
+from .errors import AggregateError as AggregateError
+from .errors import CorralError as CorralError
+
+__all__ = (
+    "INSTRUMENTS",
+    "TASK_STATUS_IGNORED",
+    "AggregateError",
+    "CancelReason",
+    "CancelScope",
+    "CancelSource",
+    "CancelToken",
+    "CorralError",
+    "Fulfilled",
+    "Instrument",
+    "Outcome",
+    "Rejected",
+    "TaskGroup",
+    "TaskHandle",
+    "TaskStatus",
+    "__version__",
+    "all",
+    "all_keyed",
+    "all_settled",
+    "any",
+    "current_effective_deadline",
+    "fail_after",
+    "fail_at",
+    "move_on_after",
+    "move_on_at",
+    "race",
+)

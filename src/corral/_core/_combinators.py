@@ -1,0 +1,347 @@
+"""Structured combinators: ``all``, ``all_settled``, ``any``, ``race``, ``all_keyed``.
+
+They take the JavaScript names and semantics for *what* the result is, and structured
+concurrency for *what is left running*: once the result is decided, every input the
+combinator started itself (coroutines and other awaitables it wrapped in tasks) that is
+still running is cancelled and awaited before the combinator returns or raises. Tasks
+and futures passed in belong to the caller: they are awaited, never cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Iterable, Mapping
+from types import CoroutineType
+from typing import Any, Final, TypeVar
+
+from ..errors import AggregateError, ArgumentTypeError, InvalidArgumentError, UsageError
+from ._outcome import Fulfilled, Outcome, Rejected
+from ._reason import CancelReason, CancelSource
+
+__all__ = ("all", "all_keyed", "all_settled", "any", "race")
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+# What decides the result.
+_ALL: Final = 0  # first failure, or every input fulfilled
+_SETTLED: Final = 1  # every input settled
+_ANY: Final = 2  # first fulfilment, or every input failed
+_RACE: Final = 3  # first input to settle
+
+
+def _check_limit(limit: object, where: str) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+        raise ArgumentTypeError(
+            f"{where}: limit must be a positive int or None, not {type(limit).__name__}"
+        )
+    if isinstance(limit, float):
+        if math.isnan(limit) or limit != int(limit) or limit < 1:
+            raise InvalidArgumentError(
+                f"{where}: limit must be a positive whole number, got {limit!r}"
+            )
+        return int(limit)
+    if limit < 1:
+        raise InvalidArgumentError(f"{where}: limit must be at least 1, got {limit!r}")
+    return limit
+
+
+async def _await_it(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+class _Combinator:
+    """One combinator call: starts inputs, watches them settle, decides, cleans up."""
+
+    __slots__ = (
+        "_decided",
+        "_done",
+        "_futures",
+        "_loop",
+        "_mode",
+        "_next",
+        "_on_settled",
+        "_owned",
+        "_pending",
+        "_remaining",
+        "_winner",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, mode: int) -> None:
+        self._loop = loop
+        self._mode = mode
+        self._done: asyncio.Future[None] = loop.create_future()
+        self._futures: list[asyncio.Future[Any]] = []
+        self._owned: list[asyncio.Future[Any]] = []
+        self._pending: list[tuple[int, Any]] = []  # not yet started because of `limit`
+        self._next = 0
+        self._remaining = 0
+        self._decided = False
+        self._winner: asyncio.Future[Any] | None = None
+        self._on_settled = self._settled
+
+    def start(self, where: str, inputs: list[Any], limit: int | None) -> None:
+        loop = self._loop
+        plan: list[tuple[int, Any]] = []
+        futures: list[Any] = [None] * len(inputs)
+        # Validate everything before starting anything.
+        for index, item in enumerate(inputs):
+            if type(item) is CoroutineType:
+                plan.append((index, item))
+            elif isinstance(item, asyncio.Future):
+                if item.get_loop() is not loop:
+                    self._close_all(inputs)
+                    raise UsageError(f"{where}: input {index} is a future of another event loop")
+                futures[index] = item
+            elif hasattr(item, "__await__"):
+                plan.append((index, item))
+            else:
+                self._close_all(inputs)
+                raise ArgumentTypeError(
+                    f"{where}: input {index} is not awaitable: {type(item).__name__} ({item!r:.60})"
+                )
+        self._futures = futures
+        self._remaining = len(inputs)
+        first = plan if limit is None else plan[:limit]
+        self._pending = [] if limit is None else plan[limit:]
+        on_settled = self._on_settled
+        for index, item in first:
+            task = loop.create_task(item if type(item) is CoroutineType else _await_it(item))
+            futures[index] = task
+            self._owned.append(task)
+        for fut in futures:
+            if fut is not None:
+                fut.add_done_callback(on_settled)
+
+    @staticmethod
+    def _close_all(inputs: list[Any]) -> None:
+        for item in inputs:
+            if type(item) is CoroutineType:
+                item.close()
+
+    def _settled(self, fut: asyncio.Future[Any]) -> None:
+        self._remaining -= 1
+        if self._next < len(self._pending) and not self._decided:
+            index, item = self._pending[self._next]
+            self._next += 1
+            task = self._loop.create_task(item if type(item) is CoroutineType else _await_it(item))
+            self._futures[index] = task
+            self._owned.append(task)
+            task.add_done_callback(self._on_settled)
+        if self._decided:
+            return
+        mode = self._mode
+        if mode == _ALL:
+            failed = fut.cancelled() or fut.exception() is not None
+            if failed or self._remaining == 0:
+                self._decide(fut if failed else None)
+        elif mode == _SETTLED:
+            if self._remaining == 0:
+                self._decide(None)
+        elif mode == _ANY:
+            fulfilled = not fut.cancelled() and fut.exception() is None
+            if fulfilled or self._remaining == 0:
+                self._decide(fut if fulfilled else None)
+        else:  # _RACE
+            self._decide(fut)
+
+    def _decide(self, winner: asyncio.Future[Any] | None) -> None:
+        self._decided = True
+        self._winner = winner
+        if not self._done.done():
+            self._done.set_result(None)
+
+    async def wait(self) -> None:
+        """Wait for the decision, then cancel and await what we started and still runs."""
+        try:
+            await self._done
+        except asyncio.CancelledError:
+            self._decided = True
+            await self._cleanup(CancelSource.PARENT_CANCELLED)
+            raise
+        if self._remaining:
+            await self._cleanup(CancelSource.SETTLED)
+
+    async def _cleanup(self, source: CancelSource) -> None:
+        for _, item in self._pending[self._next :]:
+            if type(item) is CoroutineType:
+                item.close()
+        self._pending = []
+        self._next = 0
+        for fut in self._futures:  # stop watching the caller's own futures
+            if fut is not None and not fut.done() and fut not in self._owned:
+                fut.remove_done_callback(self._on_settled)
+        reason = CancelReason(source, None, self)
+        running = [task for task in self._owned if not task.done()]
+        for task in running:
+            task.cancel(reason)
+        interrupted: asyncio.CancelledError | None = None
+        while running:
+            try:
+                await asyncio.wait(running)
+            except asyncio.CancelledError as exc:
+                # A level-triggered scope keeps cancelling us: keep the children going
+                # down too, and wait until they are all gone.
+                interrupted = exc
+                for task in running:
+                    task.cancel(reason)
+            running = [task for task in running if not task.done()]
+        for task in self._owned:  # retrieve errors so none is reported as never retrieved
+            if not task.cancelled():
+                task.exception()
+        if interrupted is not None:
+            raise interrupted
+
+    def __repr__(self) -> str:
+        mode = ("all", "all_settled", "any", "race")[self._mode]
+        state = "decided" if self._decided else f"{self._remaining} pending"
+        return f"<corral.{mode} {state}>"
+
+
+def _error_of(fut: asyncio.Future[Any]) -> BaseException:
+    if fut.cancelled():
+        try:
+            fut.result()
+        except asyncio.CancelledError as cancelled:
+            return cancelled
+    error = fut.exception()
+    assert error is not None
+    return error
+
+
+async def _run(where: str, mode: int, aws: Iterable[Any], limit: object) -> _Combinator:
+    checked = _check_limit(limit, where)
+    if isinstance(aws, (str, bytes)) or not isinstance(aws, Iterable):
+        raise ArgumentTypeError(
+            f"{where} takes an iterable of awaitables, not {type(aws).__name__}"
+        )
+    inputs = list(aws)
+    combinator = _Combinator(asyncio.get_running_loop(), mode)
+    if not inputs:
+        return combinator
+    combinator.start(where, inputs, checked)
+    await combinator.wait()
+    return combinator
+
+
+async def all(aws: Iterable[Awaitable[T]], *, limit: int | None = None) -> list[T]:
+    """Wait for every input; return their results in input order.
+
+    Inputs may be coroutines, tasks, futures, promises or any awaitable. As soon as one
+    input fails (or is cancelled by somebody else), the inputs ``all`` started itself are
+    cancelled and awaited, then the first error is raised. ``all([])`` returns ``[]``.
+
+    Args:
+        aws: the awaitables.
+        limit: run at most this many of the coroutine inputs at once (started in input
+            order); tasks and futures given are already running and are not counted.
+
+    Cancellation: cancelling the caller cancels and awaits every input ``all`` started,
+    then re-raises ``CancelledError``. Tasks and futures passed in are never cancelled.
+
+    Raises:
+        ArgumentTypeError: an input is not awaitable (the message names its index).
+        InvalidArgumentError: ``limit`` is zero, negative or NaN.
+        UsageError: a future belongs to another event loop.
+        BaseException: the first error raised by an input.
+    """
+    combinator = await _run("corral.all()", _ALL, aws, limit)
+    winner = combinator._winner
+    if winner is not None:
+        raise _error_of(winner)
+    return [fut.result() for fut in combinator._futures]
+
+
+async def all_settled(aws: Iterable[Awaitable[T]], *, limit: int | None = None) -> list[Outcome[T]]:
+    """Wait for every input to settle; return an :class:`Outcome` per input, in order.
+
+    Never raises because an input failed: failures (and inputs cancelled by somebody
+    else) come back as :class:`Rejected`, results as :class:`Fulfilled`.
+
+    Cancellation: cancelling the caller cancels and awaits every input it started.
+
+    Raises:
+        ArgumentTypeError: an input is not awaitable (the message names its index).
+        InvalidArgumentError: ``limit`` is zero, negative or NaN.
+    """
+    combinator = await _run("corral.all_settled()", _SETTLED, aws, limit)
+    outcomes: list[Outcome[T]] = []
+    for fut in combinator._futures:
+        if fut.cancelled() or fut.exception() is not None:
+            outcomes.append(Rejected(_error_of(fut)))
+        else:
+            outcomes.append(Fulfilled(fut.result()))
+    return outcomes
+
+
+async def any(aws: Iterable[Awaitable[T]], *, limit: int | None = None) -> T:
+    """Return the result of the first input to *succeed*; cancel the inputs it started.
+
+    Failures are skipped while another input may still succeed. If every input fails,
+    raises :class:`~corral.errors.AggregateError` carrying the errors in input order (an
+    ``ExceptionGroup``, so ``except*`` works). ``any([])`` raises an empty
+    ``AggregateError``.
+
+    Cancellation: cancelling the caller cancels and awaits every input it started.
+
+    Raises:
+        AggregateError: every input failed, or there was none.
+        ArgumentTypeError: an input is not awaitable (the message names its index).
+        InvalidArgumentError: ``limit`` is zero, negative or NaN.
+    """
+    combinator = await _run("corral.any()", _ANY, aws, limit)
+    winner = combinator._winner
+    if winner is not None:
+        return winner.result()  # type: ignore[no-any-return]
+    if not combinator._futures:
+        raise AggregateError("corral.any() got no inputs", [])
+    errors = [_error_of(fut) for fut in combinator._futures]
+    raise AggregateError("every input of corral.any() failed", errors)
+
+
+async def race(aws: Iterable[Awaitable[T]], *, limit: int | None = None) -> T:
+    """Settle like the first input to settle: return its result or raise its error.
+
+    The inputs it started that are still running are then cancelled and awaited.
+
+    Cancellation: cancelling the caller cancels and awaits every input it started.
+
+    Raises:
+        InvalidArgumentError: there are no inputs (a race needs at least one), or
+            ``limit`` is zero, negative or NaN.
+        ArgumentTypeError: an input is not awaitable (the message names its index).
+        BaseException: the error of the first input to settle, if it failed.
+    """
+    combinator = await _run("corral.race()", _RACE, aws, limit)
+    winner = combinator._winner
+    if winner is None:
+        raise InvalidArgumentError("corral.race() needs at least one input; it got none")
+    return winner.result()  # type: ignore[no-any-return]
+
+
+async def all_keyed(aws: Mapping[K, Awaitable[T]], *, limit: int | None = None) -> dict[K, T]:
+    """Like :func:`all` over a mapping's values; returns a dict with the same keys.
+
+    Raises:
+        ArgumentTypeError: ``aws`` is not a mapping, or a value is not awaitable (the
+            message names its key).
+        InvalidArgumentError: ``limit`` is zero, negative or NaN.
+        BaseException: the first error raised by an input.
+    """
+    if not isinstance(aws, Mapping):
+        raise ArgumentTypeError(f"corral.all_keyed() takes a mapping, not {type(aws).__name__}")
+    keys = list(aws)
+    for key in keys:
+        if not hasattr(aws[key], "__await__"):
+            for value in aws.values():
+                if type(value) is CoroutineType:
+                    value.close()
+            raise ArgumentTypeError(
+                f"corral.all_keyed(): the value for key {key!r} is not awaitable: "
+                f"{type(aws[key]).__name__}"
+            )
+    values = await all([aws[key] for key in keys], limit=limit)
+    return dict(zip(keys, values, strict=True))
