@@ -165,6 +165,55 @@ def test_page_code_runs_and_prints_what_the_page_shows(page: Path, tmp_path: Pat
     assert not problems, "\n\n".join(problems)
 
 
+def reference_directives() -> list[str]:
+    """The objects the reference pages render (``::: dotted.name`` lines)."""
+    pages = sorted((ROOT / "docs" / "reference").glob("*.md"))
+    return [
+        line.removeprefix(":::").strip()
+        for page in pages
+        for line in page.read_text(encoding="utf-8").splitlines()
+        if line.startswith(":::")
+    ]
+
+
+def test_reference_documents_every_public_name() -> None:
+    import corral
+    import corral.errors
+    import corral.testing
+
+    documented = set(reference_directives())
+    expected = {
+        f"corral.{name}"
+        for name in corral.__all__
+        # corral.errors is documented as a whole, re-exported errors with it
+        if name != "__version__" and getattr(corral.errors, name, None) is None
+    }
+    expected |= {f"corral.testing.{name}" for name in corral.testing.__all__}
+    expected.add("corral.errors")
+    assert sorted(expected - documented) == []
+
+
+def test_reference_directives_name_real_objects() -> None:
+    import importlib
+
+    missing = []
+    for target in reference_directives():
+        module_name, _, attribute = target.rpartition(".")
+        try:
+            found = hasattr(importlib.import_module(module_name), attribute)
+        except ImportError:
+            found = False
+        if not found and not _is_module(target):
+            missing.append(target)
+    assert missing == []
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def test_readme_has_runnable_examples() -> None:
     blocks = extract_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
     assert len(blocks) >= 3
