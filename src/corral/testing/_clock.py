@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._core._hooks import INSTRUMENTS
-from .._core._time import seconds_arg
+from .._core._time import Seconds, seconds_arg
 from ..errors import ArgumentTypeError, InvalidArgumentError, UsageError
 
 __all__ = ("ClockStatistics", "VirtualClock")
@@ -65,7 +65,11 @@ class VirtualClock:
     )
 
     def __init__(
-        self, start: float = 0.0, *, autojump: bool = True, autojump_threshold: float = 0.0
+        self,
+        start: Seconds = 0.0,
+        *,
+        autojump: bool = True,
+        autojump_threshold: Seconds = 0.0,
     ) -> None:
         now = seconds_arg(start, "start", allow_negative=True)
         if math.isinf(now):
@@ -113,7 +117,7 @@ class VirtualClock:
         self._threshold = seconds_arg(value, "autojump_threshold")
         self._wake()
 
-    def advance(self, seconds: float) -> None:
+    def advance(self, seconds: Seconds) -> None:
         """Move the clock forward by ``seconds`` (a ``float`` or ``timedelta``).
 
         Timers that fall due run on the loop's next iteration. Safe to call from a task
@@ -180,7 +184,7 @@ class VirtualClock:
         self._waker = waker
 
     def _detach(self, waker: Callable[[], None]) -> None:
-        if self._waker is waker:
+        if self._waker == waker:
             self._waker = None
 
     def _wake(self) -> None:

@@ -53,16 +53,17 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def __init__(self, clock: VirtualClock | None = None) -> None:
         if clock is None:
             clock = VirtualClock()
-        elif not isinstance(clock, VirtualClock):
-            raise ArgumentTypeError(
-                f"clock must be a corral.testing.VirtualClock, not {type(clock).__name__} "
-                f"({clock!r})"
-            )
-        clock._attach(self._wake_for_clock)
         self._clock = clock
         self._executor_jobs = 0
         self._idle: asyncio.Event | None = None
         super().__init__(_VirtualSelector(selectors.DefaultSelector(), self))
+        # Checked once the loop is whole, so a refused loop can be closed cleanly.
+        try:
+            _check_clock(clock)
+            clock._attach(self._wake_for_clock)
+        except BaseException:
+            super().close()
+            raise
 
     @property
     def clock(self) -> VirtualClock:
@@ -156,6 +157,13 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         # recompute how long to wait. A loop that closed meanwhile needs no wake-up.
         with contextlib.suppress(RuntimeError):
             self.call_soon_threadsafe(_nothing)
+
+
+def _check_clock(clock: object) -> None:
+    if not isinstance(clock, VirtualClock):
+        raise ArgumentTypeError(
+            f"clock must be a corral.testing.VirtualClock, not {type(clock).__name__} ({clock!r})"
+        )
 
 
 def _nothing() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import os
 import socket
+from datetime import timedelta
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from .._core._time import seconds_arg
 from ..errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = (
@@ -72,7 +74,7 @@ def service_address(name: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def require_service(name: str, host: str, port: int, *, timeout: float = 2.0) -> None:
+def require_service(name: str, host: str, port: int, *, timeout: float | timedelta = 2.0) -> None:
     """Skip the running test unless ``host:port`` accepts a TCP connection.
 
     Call it from a test or fixture (the pytest plugin does it for tests marked
@@ -85,11 +87,12 @@ def require_service(name: str, host: str, port: int, *, timeout: float = 2.0) ->
         name: What the service is, for the message (``"postgres"``).
         host: Host name or address to connect to.
         port: TCP port, 1-65535.
-        timeout: Real seconds to wait for the connection.
+        timeout: Real seconds (or a ``timedelta``) to wait for the connection.
 
     Raises:
         ArgumentTypeError: an argument has the wrong type.
-        InvalidArgumentError: ``port`` is out of range or ``timeout`` is not positive.
+        InvalidArgumentError: ``port`` is out of range, or ``timeout`` is not a positive,
+            finite duration.
         pytest.skip.Exception: the service is unreachable (the test is skipped).
         pytest.fail.Exception: the service is unreachable and services are required.
     """
@@ -102,13 +105,10 @@ def require_service(name: str, host: str, port: int, *, timeout: float = 2.0) ->
         raise ArgumentTypeError(f"port must be an int, not {type(port).__name__} ({port!r})")
     if not 0 < port < 65536:
         raise InvalidArgumentError(f"port must be between 1 and 65535, got {port!r}")
-    if (
-        not isinstance(timeout, (int, float))
-        or isinstance(timeout, bool)
-        or not (timeout > 0 and math.isfinite(timeout))
-    ):
+    seconds = seconds_arg(timeout, "timeout")
+    if not 0 < seconds < math.inf:
         raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    problem = unreachable(host, port, timeout)
+    problem = unreachable(host, port, seconds)
     if problem is not None:
         skip_or_fail(name, host, port, problem)
 
