@@ -421,3 +421,25 @@ def test_service_checks_are_off_unless_enabled(
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_auto_mode_leaves_other_plugins_tests_alone(pytester: pytest.Pytester) -> None:
+    _project(pytester, "corral_mode = auto")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.anyio
+        async def test_for_anyio(anyio_backend):
+            pass
+
+        async def test_for_corral(corral_loop):
+            pass
+        """
+    )
+    result = pytester.runpytest("-v", "-p", "anyio")
+    result.assert_outcomes(passed=2 + len(REAL_IDS))
+    result.stdout.fnmatch_lines(
+        ["*::test_for_anyio[[]asyncio[]] PASSED*", "*::test_for_anyio[[]trio[]] PASSED*"],
+        consecutive=False,
+    )

@@ -4,7 +4,8 @@ Loaded automatically (``pytest11`` entry point) wherever corral is installed.
 
 Async tests:
     An ``async def`` test runs when it is marked ``@pytest.mark.corral`` (on the test,
-    its class or ``pytestmark``), or always with the ini option ``corral_mode = auto``.
+    its class or ``pytestmark``), or always with the ini option ``corral_mode = auto``
+    unless another plugin claims it (marked ``anyio``, ``asyncio`` or ``trio``).
     Each such test is parametrized over event loops, one fresh loop per test:
     ``asyncio``, ``uvloop`` (when importable) and ``eager`` (asyncio with
     ``asyncio.eager_task_factory``, Python 3.12+). A test that requests the
@@ -51,6 +52,8 @@ _REAL_KINDS = ("asyncio", "uvloop", "eager")
 _VIRTUAL_KINDS = ("virtual", "virtual-eager")
 
 _RUNNER = "_corral_runner"
+#: Markers of other async test plugins; auto mode leaves the tests they claim alone.
+_OTHER_RUNNERS = ("anyio", "asyncio", "trio")
 _MODES = ("strict", "auto")
 _SERVICE_CHECK_TIMEOUT = 2.0
 _unreachable_key = pytest.StashKey[dict[tuple[str, int], str | None]]()
@@ -110,10 +113,14 @@ def pytest_pycollect_makeitem(
     if not (collector.istestfunction(obj, name) and _is_async_test(obj)):
         return
     own_marks = getattr(obj, "pytestmark", ())
-    if (
-        collector.config.getini("corral_mode") == "auto"
-        or collector.get_closest_marker("corral") is not None
-        or any(mark.name == "corral" for mark in own_marks)
+
+    def marked(name: str) -> bool:
+        return collector.get_closest_marker(name) is not None or any(
+            mark.name == name for mark in own_marks
+        )
+
+    if marked("corral") or (
+        collector.config.getini("corral_mode") == "auto" and not any(map(marked, _OTHER_RUNNERS))
     ):
         pytest.mark.usefixtures(_RUNNER)(obj)
 
