@@ -98,22 +98,21 @@ def ensure_environment() -> Path:
 
 
 def cmd_test(python: Path, args: Sequence[str]) -> int:
-    """Run pytest with branch coverage; a partial run does not enforce the threshold."""
-    command: list[str | Path] = [
-        python,
-        "-m",
-        "pytest",
-        "--cov=corral",
-        "--cov-branch",
-        "--cov-report=term-missing:skip-covered",
-    ]
-    if args:
-        # A subset of the suite cannot meet the whole-project coverage threshold.
-        command.append("--cov-fail-under=0")
-    code = run([*command, *args])
+    """Run pytest under coverage (branch), then report; a partial run has no threshold.
+
+    Coverage starts before pytest does, so modules that pytest plugins import early
+    (corral's own plugin imports corral) are measured from their first line.
+    """
+    code = run([python, "-m", "coverage", "run", "--branch", "-m", "pytest", *args])
     if code == PYTEST_NO_TESTS_COLLECTED:
         print("dev.py: pytest collected no tests; that is a failure, not a pass", file=sys.stderr)
-    return code
+    if code != 0:
+        return code
+    report: list[str | Path] = [python, "-m", "coverage", "report"]
+    if args:
+        # A subset of the suite cannot meet the whole-project coverage threshold.
+        report.append("--fail-under=0")
+    return run(report)
 
 
 def cmd_lint(python: Path) -> int:

@@ -55,22 +55,24 @@ def test_the_probe_would_notice_an_optional_dependency() -> None:
     assert {"typer", "rich"} <= {name.split(".")[0] for name in loaded}
 
 
-def best_import_seconds(module: str, runs: int = 5) -> float:
+def import_overhead_seconds(runs: int = 5) -> float:
+    """Best of ``runs``: how long ``import corral`` takes once asyncio is imported.
+
+    Measured inside fresh interpreters, so the difference is exactly what corral adds
+    on top of ``import asyncio``; the first run also refreshes bytecode caches.
+    """
     probe = (
-        "import time; start = time.perf_counter(); "
-        f"import {module}; print(time.perf_counter() - start)"
+        "import asyncio, time; start = time.perf_counter(); "
+        "import corral; print(time.perf_counter() - start)"
     )
     return min(float(python(probe)) for _ in range(runs))
 
 
 def test_import_corral_stays_within_budget_over_asyncio() -> None:
-    corral_seconds = best_import_seconds("corral")
-    asyncio_seconds = best_import_seconds("asyncio")
-    overhead = corral_seconds - asyncio_seconds
+    overhead = import_overhead_seconds()
     assert overhead <= IMPORT_BUDGET, (
-        f"import corral took {corral_seconds * 1000:.1f} ms, "
-        f"import asyncio {asyncio_seconds * 1000:.1f} ms: "
-        f"{overhead * 1000:.1f} ms over the {IMPORT_BUDGET * 1000:.0f} ms budget"
+        f"import corral took {overhead * 1000:.1f} ms on top of import asyncio, "
+        f"over the {IMPORT_BUDGET * 1000:.0f} ms budget"
     )
 
 
