@@ -12,6 +12,7 @@ the blocks as JSON on stdin, runs them, and writes what each printed to RESULT_F
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
@@ -212,6 +213,37 @@ def _is_module(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is not None
+
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+PRINTS_MARKER = "It prints::"
+
+
+def promised_output(program: Path) -> str:
+    """The output an example's docstring promises: the indented block after the marker."""
+    docstring = ast.get_docstring(ast.parse(program.read_text(encoding="utf-8"))) or ""
+    assert PRINTS_MARKER in docstring, f"{program.name}'s docstring has no '{PRINTS_MARKER}'"
+    block = docstring.split(PRINTS_MARKER, 1)[1]
+    lines = []
+    for line in block.strip("\n").splitlines():
+        if line and not line.startswith("    "):
+            break
+        lines.append(line.removeprefix("    "))
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("program", EXAMPLES, ids=lambda program: program.name)
+def test_example_program_prints_what_its_docstring_says(program: Path, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-W", "error", str(program)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=PAGE_TIMEOUT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert normalise(completed.stdout) == normalise(promised_output(program))
 
 
 def test_readme_has_runnable_examples() -> None:
