@@ -21,7 +21,6 @@ import datetime
 import gc
 import importlib
 import json
-import math
 import os
 import pkgutil
 import platform
@@ -430,8 +429,7 @@ def _seconds(value: float | None, n: int) -> str:
         return "-"
     if n == 1:
         return f"{value * 1000:.1f} ms"
-    per_op = value / n * 1e9
-    return f"{value * 1000:.1f} ms ({per_op:,.0f} ns/op)" if math.isfinite(per_op) else "-"
+    return f"{value * 1000:.1f} ms ({value / n * 1e9:,.0f} ns/op)"
 
 
 def case_cells(result: WorkloadResult, case: CaseResult) -> tuple[str, str, str]:
