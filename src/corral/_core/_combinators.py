@@ -17,7 +17,8 @@ from typing import Any, Final, TypeVar
 
 from ..errors import AggregateError, ArgumentTypeError, InvalidArgumentError, UsageError
 from ._outcome import Fulfilled, Outcome, Rejected
-from ._reason import CancelReason, CancelSource
+from ._reason import CancelSource
+from ._scope import TASK_SCOPES, CancelScope, current_task, wait_protected
 
 __all__ = ("all", "all_keyed", "all_settled", "any", "race")
 
@@ -59,14 +60,18 @@ class _Combinator:
     __slots__ = (
         "_decided",
         "_done",
+        "_finished",
         "_futures",
         "_loop",
         "_mode",
         "_next",
+        "_on_owned_settled",
         "_on_settled",
         "_owned",
         "_pending",
+        "_region",
         "_remaining",
+        "_running",
         "_winner",
     )
 
@@ -81,7 +86,13 @@ class _Combinator:
         self._remaining = 0
         self._decided = False
         self._winner: asyncio.Future[Any] | None = None
+        self._running = 0  # inputs we started that have not finished
+        self._finished: asyncio.Future[None] | None = None  # set when _running drops to 0
+        # The inputs we start run in a region under the caller's scope: enclosing
+        # cancellation and deadlines reach them, and we can cancel them as a whole.
+        self._region = CancelScope._open_region(loop, TASK_SCOPES.get(current_task()))  # type: ignore[arg-type]
         self._on_settled = self._settled
+        self._on_owned_settled = self._owned_settled
 
     def start(self, where: str, inputs: list[Any], limit: int | None) -> None:
         loop = self._loop
@@ -94,12 +105,14 @@ class _Combinator:
             elif isinstance(item, asyncio.Future):
                 if item.get_loop() is not loop:
                     self._close_all(inputs)
+                    self._region._close_region()
                     raise UsageError(f"{where}: input {index} is a future of another event loop")
                 futures[index] = item
             elif hasattr(item, "__await__"):
                 plan.append((index, item))
             else:
                 self._close_all(inputs)
+                self._region._close_region()
                 raise ArgumentTypeError(
                     f"{where}: input {index} is not awaitable: {type(item).__name__} ({item!r:.60})"
                 )
@@ -108,13 +121,19 @@ class _Combinator:
         first = plan if limit is None else plan[:limit]
         self._pending = [] if limit is None else plan[limit:]
         on_settled = self._on_settled
+        on_owned_settled = self._on_owned_settled
+        for fut in futures:  # the caller's own futures, watched but never cancelled
+            if fut is not None:
+                fut.add_done_callback(on_settled)
+        adopt = self._region._adopt_task
+        owned = self._owned
+        self._running = len(first)
         for index, item in first:
             task = loop.create_task(item if type(item) is CoroutineType else _await_it(item))
             futures[index] = task
-            self._owned.append(task)
-        for fut in futures:
-            if fut is not None:
-                fut.add_done_callback(on_settled)
+            owned.append(task)
+            adopt(task)
+            task.add_done_callback(on_owned_settled)
 
     @staticmethod
     def _close_all(inputs: list[Any]) -> None:
@@ -122,17 +141,28 @@ class _Combinator:
             if type(item) is CoroutineType:
                 item.close()
 
+    def _owned_settled(self, task: asyncio.Task[Any]) -> None:
+        self._running -= 1
+        self._region._release_task(task)
+        if self._running == 0 and self._finished is not None and not self._finished.done():
+            self._finished.set_result(None)
+        self._settled(task)
+
     def _settled(self, fut: asyncio.Future[Any]) -> None:
         self._remaining -= 1
+        if not self._decided:
+            self._judge(fut)
         if self._next < len(self._pending) and not self._decided:
             index, item = self._pending[self._next]
             self._next += 1
             task = self._loop.create_task(item if type(item) is CoroutineType else _await_it(item))
             self._futures[index] = task
             self._owned.append(task)
-            task.add_done_callback(self._on_settled)
-        if self._decided:
-            return
+            self._running += 1
+            self._region._adopt_task(task)
+            task.add_done_callback(self._on_owned_settled)
+
+    def _judge(self, fut: asyncio.Future[Any]) -> None:
         mode = self._mode
         if mode == _ALL:
             failed = fut.cancelled() or fut.exception() is not None
@@ -164,8 +194,11 @@ class _Combinator:
             raise
         if self._remaining:
             await self._cleanup(CancelSource.SETTLED)
+        else:
+            self._region._close_region()
 
     async def _cleanup(self, source: CancelSource) -> None:
+        region = self._region
         for _, item in self._pending[self._next :]:
             if type(item) is CoroutineType:
                 item.close()
@@ -174,21 +207,16 @@ class _Combinator:
         for fut in self._futures:  # stop watching the caller's own futures
             if fut is not None and not fut.done() and fut not in self._owned:
                 fut.remove_done_callback(self._on_settled)
-        reason = CancelReason(source, None, self)
-        running = [task for task in self._owned if not task.done()]
-        for task in running:
-            task.cancel(reason)
+        # Cancelling the region is level-triggered and respects shields inside the inputs.
+        region._cancel(source, None)
         interrupted: asyncio.CancelledError | None = None
-        while running:
+        while self._running:
+            self._finished = self._loop.create_future()
             try:
-                await asyncio.wait(running)
+                await wait_protected(self._finished)
             except asyncio.CancelledError as exc:
-                # A level-triggered scope keeps cancelling us: keep the children going
-                # down too, and wait until they are all gone.
-                interrupted = exc
-                for task in running:
-                    task.cancel(reason)
-            running = [task for task in running if not task.done()]
+                interrupted = exc  # we are being cancelled too; the inputs still must end
+        region._close_region()
         for task in self._owned:  # retrieve errors so none is reported as never retrieved
             if not task.cancelled():
                 task.exception()
@@ -212,16 +240,17 @@ def _error_of(fut: asyncio.Future[Any]) -> BaseException:
     return error
 
 
-async def _run(where: str, mode: int, aws: Iterable[Any], limit: object) -> _Combinator:
+async def _run(where: str, mode: int, aws: Iterable[Any], limit: object) -> _Combinator | None:
+    """Run one combinator to its decision; ``None`` when there were no inputs."""
     checked = _check_limit(limit, where)
     if isinstance(aws, (str, bytes)) or not isinstance(aws, Iterable):
         raise ArgumentTypeError(
             f"{where} takes an iterable of awaitables, not {type(aws).__name__}"
         )
     inputs = list(aws)
-    combinator = _Combinator(asyncio.get_running_loop(), mode)
     if not inputs:
-        return combinator
+        return None
+    combinator = _Combinator(asyncio.get_running_loop(), mode)
     combinator.start(where, inputs, checked)
     await combinator.wait()
     return combinator
@@ -249,6 +278,8 @@ async def all(aws: Iterable[Awaitable[T]], *, limit: int | None = None) -> list[
         BaseException: the first error raised by an input.
     """
     combinator = await _run("corral.all()", _ALL, aws, limit)
+    if combinator is None:
+        return []
     winner = combinator._winner
     if winner is not None:
         raise _error_of(winner)
@@ -269,6 +300,8 @@ async def all_settled(aws: Iterable[Awaitable[T]], *, limit: int | None = None) 
     """
     combinator = await _run("corral.all_settled()", _SETTLED, aws, limit)
     outcomes: list[Outcome[T]] = []
+    if combinator is None:
+        return outcomes
     for fut in combinator._futures:
         if fut.cancelled() or fut.exception() is not None:
             outcomes.append(Rejected(_error_of(fut)))
@@ -293,11 +326,11 @@ async def any(aws: Iterable[Awaitable[T]], *, limit: int | None = None) -> T:
         InvalidArgumentError: ``limit`` is zero, negative or NaN.
     """
     combinator = await _run("corral.any()", _ANY, aws, limit)
+    if combinator is None:
+        raise AggregateError("corral.any() got no inputs", [])
     winner = combinator._winner
     if winner is not None:
         return winner.result()  # type: ignore[no-any-return]
-    if not combinator._futures:
-        raise AggregateError("corral.any() got no inputs", [])
     errors = [_error_of(fut) for fut in combinator._futures]
     raise AggregateError("every input of corral.any() failed", errors)
 
@@ -316,7 +349,7 @@ async def race(aws: Iterable[Awaitable[T]], *, limit: int | None = None) -> T:
         BaseException: the error of the first input to settle, if it failed.
     """
     combinator = await _run("corral.race()", _RACE, aws, limit)
-    winner = combinator._winner
+    winner = combinator._winner if combinator is not None else None
     if winner is None:
         raise InvalidArgumentError("corral.race() needs at least one input; it got none")
     return winner.result()  # type: ignore[no-any-return]
@@ -332,6 +365,8 @@ async def all_keyed(aws: Mapping[K, Awaitable[T]], *, limit: int | None = None) 
         BaseException: the first error raised by an input.
     """
     if not isinstance(aws, Mapping):
+        if isinstance(aws, Iterable) and not isinstance(aws, (str, bytes)):  # type: ignore[unreachable]
+            _Combinator._close_all(list(aws))  # close coroutines given by mistake
         raise ArgumentTypeError(f"corral.all_keyed() takes a mapping, not {type(aws).__name__}")
     keys = list(aws)
     for key in keys:

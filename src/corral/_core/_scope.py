@@ -40,37 +40,52 @@ __all__ = (
     "fail_at",
     "move_on_after",
     "move_on_at",
+    "wait_protected",
 )
 
 if sys.version_info >= (3, 12):
-    _current_task = asyncio.current_task
+    current_task = asyncio.current_task
 else:  # 3.11: asyncio.current_task is Python; read the C registry it wraps directly
     from _asyncio import _current_tasks, _get_running_loop  # type: ignore[attr-defined]
 
-    def _current_task() -> asyncio.Task[Any] | None:
+    def current_task() -> asyncio.Task[Any] | None:
+        """The running task (asyncio.current_task without its Python-level wrapper)."""
         return _current_tasks.get(_get_running_loop())  # type: ignore[no-any-return]
+
+
+_current_task = current_task
 
 
 # The innermost scope of every task that is inside one (hosts and task-group children).
 # Entries are removed when a task leaves its outermost scope or a child task finishes.
 TASK_SCOPES: Final[dict[asyncio.Task[Any], CancelScope]] = {}
 
+# Futures that corral's own bookkeeping waits on inside cancelled regions (a task group
+# waiting for its children to finish). Scopes do not re-cancel a task parked on one: it
+# has nothing to give up, and waking it every iteration would spin the loop.
+_PROTECTED_WAITS: Final[set[asyncio.Future[Any]]] = set()
+
 _NEW: Final = 0
 _ENTERED: Final = 1
 _EXITED: Final = 2
 
 
-def _cancellable_now(task: asyncio.Task[Any]) -> bool:
-    """Whether ``task.cancel()`` would land at a wait inside the region right now.
+async def wait_protected(fut: asyncio.Future[Any]) -> None:
+    """Wait for ``fut`` without being re-cancelled by cancel scopes on every iteration.
 
-    A task parked on a future that is already done is about to resume with that future's
-    result; cancelling it then would throw the result away (a lost queue item), so it is
-    left alone until its next wait. ``_must_cancel`` means a cancel is already on its way.
+    For waits that must run to the end inside a cancelled region (children finishing
+    their cleanup). A direct ``Task.cancel()`` still interrupts it. Once the wait ends,
+    cancellation of the region resumes for the task.
     """
-    if getattr(task, "_must_cancel", False):
-        return False
-    waiter = getattr(task, "_fut_waiter", None)
-    return waiter is None or not waiter.done()
+    task = current_task()
+    _PROTECTED_WAITS.add(fut)
+    try:
+        await fut
+    finally:
+        _PROTECTED_WAITS.discard(fut)
+        scope = TASK_SCOPES.get(task) if task is not None else None
+        if scope is not None:
+            scope._resume_cancellation()
 
 
 class CancelScope:
@@ -241,6 +256,60 @@ class CancelScope:
     ) -> bool:
         return self.__exit__(exc_type, exc, tb)
 
+    @classmethod
+    def _open_region(
+        cls, loop: asyncio.AbstractEventLoop, parent: CancelScope | None
+    ) -> CancelScope:
+        """An active scope with no host task: the region a combinator's inputs run in.
+
+        It hangs under ``parent`` (the caller's innermost scope), so cancellation and
+        deadlines of enclosing scopes reach the tasks adopted into it.
+        """
+        scope = cls()
+        scope._state = _ENTERED
+        scope._loop = loop
+        if parent is not None:
+            scope._parent = parent
+            if parent._child_scopes is None:
+                parent._child_scopes = {scope}
+            else:
+                parent._child_scopes.add(scope)
+        return scope
+
+    def _close_region(self) -> None:
+        """Close a region opened with :meth:`_open_region` once its tasks are done."""
+        self._state = _EXITED
+        if self._delivery is not None:
+            self._delivery.cancel()
+            self._delivery = None
+        parent = self._parent
+        if parent is not None and parent._child_scopes is not None:
+            parent._child_scopes.discard(self)
+
+    def _adopt_task(self, task: asyncio.Task[Any]) -> None:
+        """Put a freshly created child task directly inside this scope."""
+        inner = TASK_SCOPES.setdefault(task, self)
+        if inner is self:
+            self._add_task(task)
+        else:
+            # An eager child entered a scope of its own before we saw it: hang that
+            # scope's outermost ancestor under this one.
+            while inner._parent is not None:
+                inner = inner._parent
+            inner._parent = self
+            if self._child_scopes is None:
+                self._child_scopes = {inner}
+            else:
+                self._child_scopes.add(inner)
+        if self._cancel_called and self._delivery is None:
+            self._resume_cancellation()
+
+    def _release_task(self, task: asyncio.Task[Any]) -> None:
+        """Forget a child task adopted with :meth:`_adopt_task` that has finished."""
+        if TASK_SCOPES.get(task) is self:
+            del TASK_SCOPES[task]
+        self._remove_task(task)
+
     def _add_task(self, task: asyncio.Task[Any]) -> None:
         """``task`` is now directly inside this scope (not in one of its child scopes)."""
         if task is self._host:
@@ -313,8 +382,18 @@ class CancelScope:
         if self._host_inside:
             tasks = (self._host, *tasks)  # type: ignore[arg-type]
         for task in tasks:
+            waiter = getattr(task, "_fut_waiter", None)
+            if waiter is not None and waiter in _PROTECTED_WAITS:
+                continue
             found = True
-            if task is current or not _cancellable_now(task):
+            # A task whose waiter is already done is about to resume with its result;
+            # cancelling now would throw that result away (a lost queue item), so wait
+            # for its next wait. ``_must_cancel`` means a cancel is already on its way.
+            if (
+                task is current
+                or getattr(task, "_must_cancel", False)
+                or (waiter is not None and waiter.done())
+            ):
                 continue
             task.cancel(reason)
             if task is origin._host:
@@ -329,14 +408,18 @@ class CancelScope:
 
     def _cancel_visible(self) -> bool:
         """Whether a cancellation of this scope or an enclosing one reaches code here."""
+        return self._visible_cancel_reason() is not None
+
+    def _visible_cancel_reason(self) -> CancelReason | None:
+        """The reason of the nearest cancelled scope, from here outwards until a shield."""
         scope: CancelScope | None = self
         while scope is not None:
             if scope._cancel_called:
-                return True
+                return scope._reason
             if scope._shield:
-                return False
+                return None
             scope = scope._parent
-        return False
+        return None
 
     def _resume_cancellation(self) -> None:
         """A task came back into this region (from a shielded or self-cancelled child

@@ -11,7 +11,7 @@ from typing import Any, Final, Generic, Self, TypeVar
 from ..errors import ArgumentTypeError, UsageError
 from ._hooks import INSTRUMENTS
 from ._reason import CancelReason, CancelSource
-from ._scope import TASK_SCOPES, CancelScope
+from ._scope import CancelScope, wait_protected
 
 __all__ = ("TASK_STATUS_IGNORED", "TaskGroup", "TaskGroupStatistics", "TaskHandle", "TaskStatus")
 
@@ -308,9 +308,16 @@ class TaskGroup:
         status: TaskStatus[Any] = TaskStatus(self, future)
         try:
             coro = fn(*args, task_status=status)
-        except TypeError:
+        except TypeError as exc:
             if isinstance(fn, Coroutine):
                 raise _coroutine_passed("start", fn) from None
+            if "task_status" in str(exc):
+                name = getattr(fn, "__qualname__", repr(fn))
+                raise ArgumentTypeError(
+                    f"start() calls {name}(*args, task_status=...), which it does not accept: "
+                    "declare `*, task_status: corral.TaskStatus[T] = corral.TASK_STATUS_IGNORED` "
+                    "and call `task_status.started(value)` once ready"
+                ) from exc
             raise
         if not isinstance(coro, Coroutine):
             raise _not_async("start", fn, coro)
@@ -334,31 +341,14 @@ class TaskGroup:
             self._child_done(task)
             return
         self._children.add(task)
-        scope = self._scope
-        inner = TASK_SCOPES.setdefault(task, scope)
-        if inner is scope:
-            scope._add_task(task)
-        else:
-            # An eager child entered a scope of its own before we saw it: hang that
-            # scope's outermost ancestor under the group's scope.
-            while inner._parent is not None:
-                inner = inner._parent
-            inner._parent = scope
-            if scope._child_scopes is None:
-                scope._child_scopes = {inner}
-            else:
-                scope._child_scopes.add(inner)
+        self._scope._adopt_task(task)
         task.add_done_callback(self._on_child_done)
         if INSTRUMENTS.active:
             INSTRUMENTS.task_spawned(task, asyncio.current_task())
-        if scope._cancel_called and scope._delivery is None:
-            scope._resume_cancellation()
 
     def _child_done(self, task: asyncio.Task[Any]) -> None:
         self._children.discard(task)
-        if TASK_SCOPES.get(task) is self._scope:
-            del TASK_SCOPES[task]
-        self._scope._remove_task(task)
+        self._scope._release_task(task)
         if INSTRUMENTS.active:
             INSTRUMENTS.task_done(task)
         starting = self._starting.pop(task, None) if self._starting else None
@@ -419,7 +409,7 @@ class TaskGroup:
             if INSTRUMENTS.active:
                 INSTRUMENTS.task_parked(self._host, self)
             try:
-                await self._waiter
+                await wait_protected(self._waiter)
             except asyncio.CancelledError as err:
                 cancelled = err
                 if not self._scope._cancel_called:
@@ -440,13 +430,20 @@ class TaskGroup:
             finally:
                 self._errors = []
                 del errors
+        scope = self._scope
+        if cancelled is None and not scope._shield and scope._parent is not None:
+            # Leaving the group is a checkpoint: if an enclosing scope was cancelled
+            # while we waited (protected) for the children, do not run on past it.
+            reason = scope._parent._visible_cancel_reason()
+            if reason is not None:
+                cancelled = asyncio.CancelledError(reason)
         if cancelled is not None:
-            if self._scope.__exit__(type(cancelled), cancelled, None):
+            if scope.__exit__(type(cancelled), cancelled, None):
                 return True
             if cancelled is exc:
                 return False
             raise cancelled
-        return self._scope.__exit__(None, None, None)
+        return scope.__exit__(None, None, None)
 
     # -- introspection ----------------------------------------------------------------
 
