@@ -145,7 +145,8 @@ async def test_inputs_are_cancelled_with_a_settled_reason(virtual_clock: Virtual
         return "won"
 
     assert await corral.race([loser(), winner()]) == "won"
-    assert len(reasons) == 1 and reasons[0] is not None
+    assert len(reasons) == 1
+    assert reasons[0] is not None
     assert reasons[0].source is CancelSource.SETTLED
 
 
@@ -231,13 +232,15 @@ async def test_all_keyed_maps_keys_to_results(virtual_clock: VirtualClock) -> No
 async def test_all_keyed_refuses_bad_values_naming_the_key() -> None:
     t = Tracker()
     with pytest.raises(ArgumentTypeError, match="key 'b'"):
-        await corral.all_keyed({"a": t.value(1), "b": 2})  # type: ignore[dict-item]
+        await corral.all_keyed({"a": t.value(1), "b": 2})  # type: ignore[arg-type]
     with pytest.raises(ArgumentTypeError, match="mapping"):
         await corral.all_keyed([t.value(1)])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
-    "combinator", [corral.all, corral.all_settled, corral.any, corral.race], ids=lambda f: f.__name__
+    "combinator",
+    [corral.all, corral.all_settled, corral.any, corral.race],
+    ids=lambda f: f.__name__,
 )
 async def test_non_awaitable_input_is_named_by_index(
     combinator: Callable[..., Awaitable[Any]],
@@ -248,7 +251,7 @@ async def test_non_awaitable_input_is_named_by_index(
         await combinator([first, 42])
     # nothing was started, and the coroutine given was closed (no "never awaited")
     assert t.started == []
-    assert first.cr_frame is None
+    assert first.cr_frame is None  # type: ignore[attr-defined]
 
 
 async def test_a_string_is_not_taken_as_an_iterable_of_inputs() -> None:
@@ -292,7 +295,7 @@ async def test_limit_leaves_unstarted_coroutines_closed(virtual_clock: VirtualCl
     with pytest.raises(ValueError, match="x"):
         await corral.all(coros, limit=2)
     assert t.started == [0]
-    assert all(c.cr_frame is None for c in coros)  # closed: no "never awaited" warning
+    assert all(c.cr_frame is None for c in coros)  # type: ignore[attr-defined]  # closed: no "never awaited" warning
 
 
 async def test_float_limit_that_is_whole_is_accepted() -> None:

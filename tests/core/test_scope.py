@@ -69,7 +69,8 @@ async def test_move_on_after_cuts_the_block_short(virtual_clock: VirtualClock) -
     assert scope.cancelled_caught
     assert loop.time() - start == pytest.approx(30)
     reason = scope.cancel_reason
-    assert reason is not None and reason.source is CancelSource.DEADLINE
+    assert reason is not None
+    assert reason.source is CancelSource.DEADLINE
 
 
 async def test_move_on_after_accepts_timedelta(virtual_clock: VirtualClock) -> None:
@@ -445,12 +446,14 @@ async def test_exiting_out_of_order_is_refused() -> None:
 async def test_repr_and_state() -> None:
     scope = CancelScope(deadline=1e9, shield=True)
     assert repr(scope) == "<CancelScope new, deadline=1e+09, shielded>"
-    assert not scope.active
+    states = [scope.active]
     with scope:
-        assert scope.active
+        states.append(scope.active)
         scope.cancel()
         assert "active, cancelled (explicit)" in repr(scope)
         await asyncio.sleep(0)
+    states.append(scope.active)
+    assert states == [False, True, False]
     assert repr(scope).startswith("<CancelScope exited")
 
 

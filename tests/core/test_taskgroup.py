@@ -108,7 +108,7 @@ async def test_except_star_catches_child_errors() -> None:
     async def failing() -> None:
         raise ValueError("x")
 
-    caught = []
+    caught: list[Exception] = []
     try:
         async with TaskGroup() as tg:
             tg.start_soon(failing)

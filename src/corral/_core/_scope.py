@@ -28,7 +28,7 @@ from ..errors import DeadlineExceeded, UsageError
 from ._deadlines import DeadlineQueue, deadline_queue
 from ._hooks import INSTRUMENTS
 from ._reason import CancelReason, CancelSource
-from ._time import deadline_arg, seconds_arg
+from ._time import Seconds, deadline_arg, seconds_arg
 
 if TYPE_CHECKING:
     from ._token import CancelToken, TokenRegistration
@@ -549,7 +549,7 @@ def move_on_at(deadline: float, *, shield: bool = False) -> CancelScope:
     return CancelScope(deadline=deadline_arg(deadline), shield=shield)
 
 
-def move_on_after(delay: float, *, shield: bool = False) -> CancelScope:
+def move_on_after(delay: Seconds, *, shield: bool = False) -> CancelScope:
     """A scope that silently cancels its block ``delay`` seconds from now.
 
     ``delay`` may be a ``timedelta``. The clock is the running loop's, so corral's
@@ -582,7 +582,7 @@ def fail_at(deadline: float, *, shield: bool = False) -> CancelScope:
     return scope
 
 
-def fail_after(delay: float, *, shield: bool = False) -> CancelScope:
+def fail_after(delay: Seconds, *, shield: bool = False) -> CancelScope:
     """Like :func:`move_on_after`, but raises :class:`~corral.errors.DeadlineExceeded` (a
     ``TimeoutError``) when the delay runs out before the block finishes.
 

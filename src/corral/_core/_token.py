@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentTypeError, UsageError
 from ._reason import CancelReason, CancelSource
-from ._time import seconds_arg
+from ._time import Seconds, seconds_arg
 
 if TYPE_CHECKING:
     from ._scope import CancelScope
@@ -91,7 +91,7 @@ class CancelToken:
         "_waiters",
     )
 
-    def __init__(self, *, timeout: float | None = None) -> None:
+    def __init__(self, *, timeout: Seconds | None = None) -> None:
         self._lock = threading.Lock()
         self._cancelled = False
         self._reason: CancelReason | None = None
@@ -143,7 +143,7 @@ class CancelToken:
                 _log.exception("a CancelToken callback raised; the other callbacks still run")
         return True
 
-    def cancel_after(self, delay: float) -> None:
+    def cancel_after(self, delay: Seconds) -> None:
         """Cancel the token ``delay`` seconds from now, on the running loop's clock.
 
         An earlier existing deadline is kept (deadlines only move earlier).
