@@ -67,11 +67,11 @@ class _Combinator:
         "_next",
         "_on_owned_settled",
         "_on_settled",
-        "_owned",
-        "_pending",
+        "_pending_end",
         "_region",
         "_remaining",
         "_running",
+        "_starts",
         "_winner",
     )
 
@@ -79,10 +79,10 @@ class _Combinator:
         self._loop = loop
         self._mode = mode
         self._done: asyncio.Future[None] = loop.create_future()
-        self._futures: list[asyncio.Future[Any]] = []
-        self._owned: list[asyncio.Future[Any]] = []
-        self._pending: list[tuple[int, Any]] = []  # not yet started because of `limit`
-        self._next = 0
+        self._futures: list[Any] = []
+        self._starts: range | list[int] = range(0)  # indices of the inputs we start
+        self._next = 0  # how many of them have been started (the rest wait for `limit`)
+        self._pending_end = 0
         self._remaining = 0
         self._decided = False
         self._winner: asyncio.Future[Any] | None = None
@@ -96,44 +96,64 @@ class _Combinator:
 
     def start(self, where: str, inputs: list[Any], limit: int | None) -> None:
         loop = self._loop
-        plan: list[tuple[int, Any]] = []
-        futures: list[Any] = [None] * len(inputs)
-        # Validate everything before starting anything.
-        for index, item in enumerate(inputs):
+        coroutine = CoroutineType
+        # Validate everything before starting anything. `futures` starts as the inputs;
+        # each one we start is replaced by its task.
+        futures: list[Any] = list(inputs)
+        starts: range | list[int] = range(len(inputs))
+        for item in inputs:
+            if type(item) is not coroutine:
+                starts = self._plan(where, futures)
+                break
+        self._futures = futures
+        self._starts = starts
+        self._remaining = len(futures)
+        first = starts if limit is None or limit >= len(starts) else starts[:limit]
+        self._pending_end = len(starts)
+        self._next = len(first)
+        self._running = len(first)
+        region = self._region
+        region_tasks = region._tasks = set()
+        adopt = TASK_SCOPES.setdefault
+        create_task = loop.create_task
+        on_owned_settled = self._on_owned_settled
+        for index in first:
+            item = futures[index]
+            task = create_task(item if type(item) is coroutine else _await_it(item))
+            futures[index] = task
+            if adopt(task, region) is region:
+                region_tasks.add(task)
+            else:  # an eager task already entered a scope of its own
+                region._adopt_task(task)
+            task.add_done_callback(on_owned_settled)
+
+    def _plan(self, where: str, futures: list[Any]) -> list[int]:
+        """Check mixed inputs; return the indices of those we start ourselves."""
+        loop = self._loop
+        starts: list[int] = []
+        for index, item in enumerate(futures):
             if type(item) is CoroutineType:
-                plan.append((index, item))
+                starts.append(index)
             elif isinstance(item, asyncio.Future):
                 if item.get_loop() is not loop:
-                    self._close_all(inputs)
-                    self._region._close_region()
+                    self._abandon(futures)
                     raise UsageError(f"{where}: input {index} is a future of another event loop")
-                futures[index] = item
             elif hasattr(item, "__await__"):
-                plan.append((index, item))
+                starts.append(index)
             else:
-                self._close_all(inputs)
-                self._region._close_region()
+                self._abandon(futures)
                 raise ArgumentTypeError(
                     f"{where}: input {index} is not awaitable: {type(item).__name__} ({item!r:.60})"
                 )
-        self._futures = futures
-        self._remaining = len(inputs)
-        first = plan if limit is None else plan[:limit]
-        self._pending = [] if limit is None else plan[limit:]
         on_settled = self._on_settled
-        on_owned_settled = self._on_owned_settled
-        for fut in futures:  # the caller's own futures, watched but never cancelled
-            if fut is not None:
-                fut.add_done_callback(on_settled)
-        adopt = self._region._adopt_task
-        owned = self._owned
-        self._running = len(first)
-        for index, item in first:
-            task = loop.create_task(item if type(item) is CoroutineType else _await_it(item))
-            futures[index] = task
-            owned.append(task)
-            adopt(task)
-            task.add_done_callback(on_owned_settled)
+        for item in futures:  # the caller's own futures: watched, never cancelled
+            if isinstance(item, asyncio.Future):
+                item.add_done_callback(on_settled)
+        return starts
+
+    def _abandon(self, inputs: list[Any]) -> None:
+        self._close_all(inputs)
+        self._region._close_region()
 
     @staticmethod
     def _close_all(inputs: list[Any]) -> None:
@@ -142,25 +162,33 @@ class _Combinator:
                 item.close()
 
     def _owned_settled(self, task: asyncio.Task[Any]) -> None:
+        TASK_SCOPES.pop(task, None)  # a finished task is in no scope
+        self._region._tasks.discard(task)  # type: ignore[union-attr]
         self._running -= 1
-        self._region._release_task(task)
-        if self._running == 0 and self._finished is not None and not self._finished.done():
+        if not self._running and self._finished is not None and not self._finished.done():
             self._finished.set_result(None)
-        self._settled(task)
+        self._remaining -= 1
+        if not self._decided:
+            self._judge(task)
+            if self._next < self._pending_end and not self._decided:
+                self._start_next()
 
     def _settled(self, fut: asyncio.Future[Any]) -> None:
         self._remaining -= 1
         if not self._decided:
             self._judge(fut)
-        if self._next < len(self._pending) and not self._decided:
-            index, item = self._pending[self._next]
-            self._next += 1
-            task = self._loop.create_task(item if type(item) is CoroutineType else _await_it(item))
-            self._futures[index] = task
-            self._owned.append(task)
-            self._running += 1
-            self._region._adopt_task(task)
-            task.add_done_callback(self._on_owned_settled)
+            if self._next < self._pending_end and not self._decided:
+                self._start_next()
+
+    def _start_next(self) -> None:
+        index = self._starts[self._next]
+        self._next += 1
+        item = self._futures[index]
+        task = self._loop.create_task(item if type(item) is CoroutineType else _await_it(item))
+        self._futures[index] = task
+        self._running += 1
+        self._region._adopt_task(task)
+        task.add_done_callback(self._on_owned_settled)
 
     def _judge(self, fut: asyncio.Future[Any]) -> None:
         mode = self._mode
@@ -199,13 +227,15 @@ class _Combinator:
 
     async def _cleanup(self, source: CancelSource) -> None:
         region = self._region
-        for _, item in self._pending[self._next :]:
+        started = self._starts[: self._next]
+        for index in self._starts[self._next :]:  # never started: close, never run
+            item = self._futures[index]
             if type(item) is CoroutineType:
                 item.close()
-        self._pending = []
-        self._next = 0
+        self._pending_end = self._next
+        owned = {id(self._futures[index]) for index in started}
         for fut in self._futures:  # stop watching the caller's own futures
-            if fut is not None and not fut.done() and fut not in self._owned:
+            if isinstance(fut, asyncio.Future) and id(fut) not in owned and not fut.done():
                 fut.remove_done_callback(self._on_settled)
         # Cancelling the region is level-triggered and respects shields inside the inputs.
         region._cancel(source, None)
@@ -217,7 +247,8 @@ class _Combinator:
             except asyncio.CancelledError as exc:
                 interrupted = exc  # we are being cancelled too; the inputs still must end
         region._close_region()
-        for task in self._owned:  # retrieve errors so none is reported as never retrieved
+        for index in started:  # retrieve errors so none is reported as never retrieved
+            task = self._futures[index]
             if not task.cancelled():
                 task.exception()
         if interrupted is not None:
