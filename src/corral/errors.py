@@ -14,6 +14,8 @@ working::
     ├── WouldBlock                          a ``*_nowait`` operation would have to wait
     ├── ClosedResourceError                 you closed it, then used it
     ├── BrokenResourceError                 something external broke it (see ``__cause__``)
+    ├── InputCancelledError                 an input of a combinator was cancelled by
+    │                                       somebody else (the ``CancelledError`` is the cause)
     └── AggregateError                      every input of ``corral.any`` failed; a real
                                             ``ExceptionGroup`` when it carries errors, so
                                             ``except*`` works on it
@@ -34,6 +36,7 @@ __all__ = (
     "ClosedResourceError",
     "CorralError",
     "DeadlineExceeded",
+    "InputCancelledError",
     "InvalidArgumentError",
     "UsageError",
     "WouldBlock",
@@ -82,6 +85,19 @@ class BrokenResourceError(CorralError):
     """
 
 
+class InputCancelledError(CorralError):
+    """An awaitable given to a combinator ended cancelled, and not by the combinator.
+
+    ``corral.any`` reports such an input this way inside its :class:`AggregateError`
+    (which, being an ``Exception``, cannot carry a bare ``CancelledError``); the original
+    ``CancelledError`` is the ``__cause__``. ``index`` is the input's position.
+    """
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"input {index} was cancelled by somebody else")
+        self.index = index
+
+
 class AggregateError(CorralError):
     """Several errors reported together, in input order (``corral.any`` raises it).
 
@@ -93,6 +109,12 @@ class AggregateError(CorralError):
     """
 
     def __new__(cls, message: str = "", errors: Sequence[BaseException] = (), /) -> Self:
+        for index, error in enumerate(errors):
+            if not isinstance(error, Exception):
+                raise ArgumentTypeError(
+                    f"AggregateError carries Exceptions only; error {index} is "
+                    f"{type(error).__name__} (wrap cancellations, e.g. in InputCancelledError)"
+                )
         if cls is AggregateError and errors:
             return _AggregateErrorGroup(message, errors)  # type: ignore[return-value]
         return super().__new__(cls, message, errors)

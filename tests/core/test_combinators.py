@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 
 import corral
 from corral import AggregateError, CancelReason, CancelSource, Fulfilled, Rejected
-from corral.errors import ArgumentTypeError, InvalidArgumentError, UsageError
+from corral.errors import (
+    ArgumentTypeError,
+    InputCancelledError,
+    InvalidArgumentError,
+    UsageError,
+)
 from corral.testing import VirtualClock
 
 
@@ -200,6 +205,22 @@ async def test_any_failure_works_with_except_star() -> None:
     except* KeyError as group:
         caught.extend(group.exceptions)
     assert sorted(type(e).__name__ for e in caught) == ["KeyError", "ValueError"]
+
+
+async def test_any_reports_foreign_cancellation_as_input_cancelled() -> None:
+    async def sleeper() -> None:
+        await asyncio.sleep(10)
+
+    victim = asyncio.create_task(sleeper())
+    asyncio.get_running_loop().call_soon(victim.cancel)
+    t = Tracker()
+    with pytest.raises(AggregateError) as info:
+        await corral.any([t.error(KeyError("k")), victim])
+    first, second = info.value.exceptions
+    assert isinstance(first, KeyError)
+    assert isinstance(second, InputCancelledError)
+    assert second.index == 1
+    assert isinstance(second.__cause__, asyncio.CancelledError)
 
 
 async def test_any_of_nothing_raises_an_empty_aggregate_error() -> None:

@@ -79,6 +79,13 @@ def test_aggregate_error_splits_with_except_star() -> None:
     assert isinstance(caught["key"], AggregateError)
 
 
+def test_aggregate_error_refuses_base_exceptions() -> None:
+    import asyncio
+
+    with pytest.raises(ArgumentTypeError, match="error 1 is CancelledError"):
+        AggregateError("m", [ValueError(1), asyncio.CancelledError()])
+
+
 def test_empty_aggregate_error() -> None:
     error = AggregateError("nothing", [])
     assert not isinstance(error, ExceptionGroup)

@@ -288,8 +288,8 @@ async def test_children_may_spawn_siblings_while_the_group_waits() -> None:
 
     async def first(tg: TaskGroup) -> None:
         await asyncio.sleep(0)
-        tg.start_soon(second)
         order.append("first")
+        tg.start_soon(second)  # the body has finished: the group is waiting in its exit
 
     async with TaskGroup() as tg:
         tg.start_soon(first, tg)

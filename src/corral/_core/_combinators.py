@@ -15,10 +15,23 @@ from collections.abc import Awaitable, Iterable, Mapping
 from types import CoroutineType
 from typing import Any, Final, TypeVar
 
-from ..errors import AggregateError, ArgumentTypeError, InvalidArgumentError, UsageError
+from ..errors import (
+    AggregateError,
+    ArgumentTypeError,
+    InputCancelledError,
+    InvalidArgumentError,
+    UsageError,
+)
 from ._outcome import Fulfilled, Outcome, Rejected
 from ._reason import CancelSource
-from ._scope import TASK_SCOPES, CancelScope, current_task, wait_protected
+from ._scope import (
+    TASK_SCOPES,
+    CancelScope,
+    current_task,
+    needs_self_adoption,
+    run_adopted,
+    wait_protected,
+)
 
 __all__ = ("all", "all_keyed", "all_settled", "any", "race")
 
@@ -73,6 +86,7 @@ class _Combinator:
         "_running",
         "_starts",
         "_winner",
+        "_wrap",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, mode: int) -> None:
@@ -93,6 +107,7 @@ class _Combinator:
         self._region = CancelScope._open_region(loop, TASK_SCOPES.get(current_task()))  # type: ignore[arg-type]
         self._on_settled = self._settled
         self._on_owned_settled = self._owned_settled
+        self._wrap = needs_self_adoption(loop)  # inputs adopt themselves (task factory)
 
     def start(self, where: str, inputs: list[Any], limit: int | None) -> None:
         loop = self._loop
@@ -110,21 +125,23 @@ class _Combinator:
         self._remaining = len(futures)
         first = starts if limit is None or limit >= len(starts) else starts[:limit]
         self._pending_end = len(starts)
-        self._next = len(first)
-        self._running = len(first)
+        self._next = 0 if self._wrap else len(first)
+        self._running = 0 if self._wrap else len(first)
+        if self._wrap:
+            for _ in first:
+                self._start_next()
+            return
         region = self._region
         region_tasks = region._tasks = set()
-        adopt = TASK_SCOPES.setdefault
+        scopes = TASK_SCOPES
         create_task = loop.create_task
         on_owned_settled = self._on_owned_settled
         for index in first:
             item = futures[index]
             task = create_task(item if type(item) is coroutine else _await_it(item))
             futures[index] = task
-            if adopt(task, region) is region:
-                region_tasks.add(task)
-            else:  # an eager task already entered a scope of its own
-                region._adopt_task(task)
+            scopes[task] = region
+            region_tasks.add(task)
             task.add_done_callback(on_owned_settled)
 
     def _plan(self, where: str, futures: list[Any]) -> list[int]:
@@ -163,7 +180,9 @@ class _Combinator:
 
     def _owned_settled(self, task: asyncio.Task[Any]) -> None:
         TASK_SCOPES.pop(task, None)  # a finished task is in no scope
-        self._region._tasks.discard(task)  # type: ignore[union-attr]
+        tasks = self._region._tasks
+        if tasks is not None:
+            tasks.discard(task)
         self._running -= 1
         if not self._running and self._finished is not None and not self._finished.done():
             self._finished.set_result(None)
@@ -184,10 +203,14 @@ class _Combinator:
         index = self._starts[self._next]
         self._next += 1
         item = self._futures[index]
-        task = self._loop.create_task(item if type(item) is CoroutineType else _await_it(item))
-        self._futures[index] = task
+        coro = item if type(item) is CoroutineType else _await_it(item)
         self._running += 1
-        self._region._adopt_task(task)
+        if self._wrap:
+            task = self._loop.create_task(run_adopted(self._region, coro))
+        else:
+            task = self._loop.create_task(coro)
+            self._region._adopt_task(task)
+        self._futures[index] = task
         task.add_done_callback(self._on_owned_settled)
 
     def _judge(self, fut: asyncio.Future[Any]) -> None:
@@ -346,7 +369,8 @@ async def any(aws: Iterable[Awaitable[T]], *, limit: int | None = None) -> T:
 
     Failures are skipped while another input may still succeed. If every input fails,
     raises :class:`~corral.errors.AggregateError` carrying the errors in input order (an
-    ``ExceptionGroup``, so ``except*`` works). ``any([])`` raises an empty
+    ``ExceptionGroup``, so ``except*`` works); an input cancelled by somebody else is
+    carried as :class:`~corral.errors.InputCancelledError`. ``any([])`` raises an empty
     ``AggregateError``.
 
     Cancellation: cancelling the caller cancels and awaits every input it started.
@@ -362,7 +386,14 @@ async def any(aws: Iterable[Awaitable[T]], *, limit: int | None = None) -> T:
     winner = combinator._winner
     if winner is not None:
         return winner.result()  # type: ignore[no-any-return]
-    errors = [_error_of(fut) for fut in combinator._futures]
+    errors: list[Exception] = []
+    for index, fut in enumerate(combinator._futures):
+        error = _error_of(fut)
+        if not isinstance(error, Exception):  # cancelled by somebody else
+            wrapped = InputCancelledError(index)
+            wrapped.__cause__ = error
+            error = wrapped
+        errors.append(error)
     raise AggregateError("every input of corral.any() failed", errors)
 
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+from collections.abc import Awaitable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from ..errors import DeadlineExceeded, UsageError
 from ._deadlines import DeadlineQueue, deadline_queue
@@ -33,6 +34,8 @@ from ._time import Seconds, deadline_arg, seconds_arg
 if TYPE_CHECKING:
     from ._token import CancelToken, TokenRegistration
 
+T = TypeVar("T")
+
 __all__ = (
     "CancelScope",
     "current_effective_deadline",
@@ -40,11 +43,21 @@ __all__ = (
     "fail_at",
     "move_on_after",
     "move_on_at",
+    "needs_self_adoption",
+    "run_adopted",
     "wait_protected",
 )
 
 if sys.version_info >= (3, 12):
-    current_task = asyncio.current_task
+    _c_current_task = asyncio.current_task
+
+    def current_task() -> asyncio.Task[Any] | None:
+        """The running task, or ``None`` outside a task (and outside a running loop)."""
+        try:
+            return _c_current_task()
+        except RuntimeError:  # no running event loop
+            return None
+
 else:  # 3.11: asyncio.current_task is Python; read the C registry it wraps directly
     from _asyncio import _current_tasks, _get_running_loop  # type: ignore[attr-defined]
 
@@ -68,6 +81,23 @@ _PROTECTED_WAITS: Final[set[asyncio.Future[Any]]] = set()
 _NEW: Final = 0
 _ENTERED: Final = 1
 _EXITED: Final = 2
+
+
+def needs_self_adoption(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether children must adopt themselves (:func:`run_adopted`) on ``loop``.
+
+    True when a task factory is installed: it may be eager, running a task's first step
+    inside ``create_task``, before the spawner could adopt it.
+    """
+    return loop.get_task_factory() is not None
+
+
+async def run_adopted(scope: CancelScope, coro: Awaitable[T]) -> T:
+    """Run ``coro`` as the body of the current task, adopted into ``scope`` first."""
+    task = current_task()
+    assert task is not None
+    scope._adopt_task(task)
+    return await coro
 
 
 async def wait_protected(fut: asyncio.Future[Any]) -> None:
@@ -287,20 +317,13 @@ class CancelScope:
             parent._child_scopes.discard(self)
 
     def _adopt_task(self, task: asyncio.Task[Any]) -> None:
-        """Put a freshly created child task directly inside this scope."""
-        inner = TASK_SCOPES.setdefault(task, self)
-        if inner is self:
-            self._add_task(task)
-        else:
-            # An eager child entered a scope of its own before we saw it: hang that
-            # scope's outermost ancestor under this one.
-            while inner._parent is not None:
-                inner = inner._parent
-            inner._parent = self
-            if self._child_scopes is None:
-                self._child_scopes = {inner}
-            else:
-                self._child_scopes.add(inner)
+        """Put a child task directly inside this scope, before its first step.
+
+        Under a custom task factory (an eager one runs the first step inside
+        ``create_task``) the child adopts itself instead: see :func:`run_adopted`.
+        """
+        TASK_SCOPES[task] = self
+        self._add_task(task)
         if self._cancel_called and self._delivery is None:
             self._resume_cancellation()
 

@@ -11,7 +11,7 @@ from typing import Any, Final, Generic, Self, TypeVar
 from ..errors import ArgumentTypeError, UsageError
 from ._hooks import INSTRUMENTS
 from ._reason import CancelReason, CancelSource
-from ._scope import CancelScope, wait_protected
+from ._scope import CancelScope, needs_self_adoption, run_adopted, wait_protected
 
 __all__ = ("TASK_STATUS_IGNORED", "TaskGroup", "TaskGroupStatistics", "TaskHandle", "TaskStatus")
 
@@ -201,6 +201,7 @@ class TaskGroup:
         "_starting",
         "_state",
         "_waiter",
+        "_wrap",
     )
 
     def __init__(self) -> None:
@@ -213,6 +214,7 @@ class TaskGroup:
         self._host: asyncio.Task[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._spawned = 0
+        self._wrap = False  # children adopt themselves (a task factory is installed)
         self._on_child_done = self._child_done
 
     async def __aenter__(self) -> Self:
@@ -220,7 +222,8 @@ class TaskGroup:
             raise UsageError("this TaskGroup was already entered; a task group is single use")
         self._scope.__enter__()
         self._host = self._scope._host
-        self._loop = self._host.get_loop()  # type: ignore[union-attr]
+        self._loop = loop = self._host.get_loop()  # type: ignore[union-attr]
+        self._wrap = needs_self_adoption(loop)
         self._state = _ACTIVE
         return self
 
@@ -261,6 +264,8 @@ class TaskGroup:
             raise
         if type(coro) is not CoroutineType and not isinstance(coro, Coroutine):
             raise _not_async("start_soon", fn, coro)
+        if self._wrap:
+            coro = run_adopted(self._scope, coro)
         task = loop.create_task(coro, name=name)
         self._adopt(task)
 
@@ -284,7 +289,7 @@ class TaskGroup:
         except UsageError:
             coro.close()
             raise
-        task = loop.create_task(coro, name=name)
+        task = loop.create_task(run_adopted(self._scope, coro) if self._wrap else coro, name=name)
         self._adopt(task)
         return TaskHandle(task)
 
@@ -321,7 +326,7 @@ class TaskGroup:
             raise
         if not isinstance(coro, Coroutine):
             raise _not_async("start", fn, coro)
-        task = loop.create_task(coro, name=name)
+        task = loop.create_task(run_adopted(self._scope, coro) if self._wrap else coro, name=name)
         status._task = task
         if status._group is not None:  # an eager task may have called started() already
             self._starting[task] = future
@@ -341,7 +346,8 @@ class TaskGroup:
             self._child_done(task)
             return
         self._children.add(task)
-        self._scope._adopt_task(task)
+        if not self._wrap:
+            self._scope._adopt_task(task)
         task.add_done_callback(self._on_child_done)
         if INSTRUMENTS.active:
             INSTRUMENTS.task_spawned(task, asyncio.current_task())
