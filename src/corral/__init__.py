@@ -16,6 +16,7 @@ from ._core._outcome import Rejected as Rejected
 from ._core._reason import CancelReason as CancelReason
 from ._core._reason import CancelSource as CancelSource
 from ._core._scope import CancelScope as CancelScope
+from ._core._scope import CancelScopeStatistics as CancelScopeStatistics
 from ._core._scope import current_effective_deadline as current_effective_deadline
 from ._core._scope import fail_after as fail_after
 from ._core._scope import fail_at as fail_at
@@ -23,9 +24,11 @@ from ._core._scope import move_on_after as move_on_after
 from ._core._scope import move_on_at as move_on_at
 from ._core._taskgroup import TASK_STATUS_IGNORED as TASK_STATUS_IGNORED
 from ._core._taskgroup import TaskGroup as TaskGroup
+from ._core._taskgroup import TaskGroupStatistics as TaskGroupStatistics
 from ._core._taskgroup import TaskHandle as TaskHandle
 from ._core._taskgroup import TaskStatus as TaskStatus
 from ._core._token import CancelToken as CancelToken
+from ._core._token import CancelTokenStatistics as CancelTokenStatistics
 from ._version import __version__ as __version__
 from .errors import AggregateError as AggregateError
 from .errors import CorralError as CorralError
@@ -36,14 +39,17 @@ __all__ = (
     "AggregateError",
     "CancelReason",
     "CancelScope",
+    "CancelScopeStatistics",
     "CancelSource",
     "CancelToken",
+    "CancelTokenStatistics",
     "CorralError",
     "Fulfilled",
     "Instrument",
     "Outcome",
     "Rejected",
     "TaskGroup",
+    "TaskGroupStatistics",
     "TaskHandle",
     "TaskStatus",
     "__version__",

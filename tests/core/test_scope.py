@@ -457,6 +457,63 @@ async def test_repr_and_state() -> None:
     assert repr(scope).startswith("<CancelScope exited")
 
 
+async def test_statistics() -> None:
+    scope = CancelScope(deadline=1e9)
+    assert scope.statistics().state == "new"
+    with scope:
+        with CancelScope():
+            inner_view = scope.statistics()
+        own_view = scope.statistics()
+        scope.cancel("stop")
+        await asyncio.sleep(0)
+    assert (inner_view.tasks, inner_view.child_scopes) == (0, 1)
+    assert (own_view.tasks, own_view.child_scopes) == (1, 0)
+    done = scope.statistics()
+    assert done.state == "exited"
+    assert done.cancel_called
+    assert done.cancelled_caught
+    assert done.reason is not None
+    assert "stop" in done.reason
+
+
+async def test_corral_group_under_asyncio_timeout(virtual_clock: VirtualClock) -> None:
+    cancelled = []
+
+    async def child() -> None:
+        try:
+            await asyncio.sleep(100)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1), corral.TaskGroup() as tg:
+            tg.start_soon(child)
+            tg.start_soon(child)
+    assert cancelled == [True, True]
+    assert cancelling() == 0
+
+
+async def test_scope_in_a_task_that_asyncio_taskgroup_cancels(
+    virtual_clock: VirtualClock,
+) -> None:
+    async def failing() -> None:
+        await asyncio.sleep(1)
+        raise ValueError("sibling failed")
+
+    async def scoped() -> None:
+        with CancelScope() as scope:
+            scope.deadline = asyncio.get_running_loop().time() + 50
+            await asyncio.sleep(100)
+        pytest.fail("the scope swallowed asyncio.TaskGroup's cancellation")
+
+    with pytest.raises(ExceptionGroup) as info:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(failing())
+            tg.create_task(scoped())
+    assert [type(e) for e in info.value.exceptions] == [ValueError]
+
+
 async def test_many_scopes_with_deadlines_fire_in_order(virtual_clock: VirtualClock) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()

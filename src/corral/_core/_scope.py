@@ -19,6 +19,7 @@ same rule ``asyncio.timeout`` uses. So scopes nest with ``asyncio.timeout``,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import sys
 from collections.abc import Awaitable
@@ -38,6 +39,7 @@ T = TypeVar("T")
 
 __all__ = (
     "CancelScope",
+    "CancelScopeStatistics",
     "current_effective_deadline",
     "fail_after",
     "fail_at",
@@ -72,6 +74,21 @@ _current_task = current_task
 # The innermost scope of every task that is inside one (hosts and task-group children).
 # Entries are removed when a task leaves its outermost scope or a child task finishes.
 TASK_SCOPES: Final[dict[asyncio.Task[Any], CancelScope]] = {}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CancelScopeStatistics:
+    """A snapshot of a :class:`CancelScope`."""
+
+    state: str
+    deadline: float
+    shield: bool
+    cancel_called: bool
+    cancelled_caught: bool
+    reason: str | None
+    tasks: int
+    child_scopes: int
+
 
 # Futures that corral's own bookkeeping waits on inside cancelled regions (a task group
 # waiting for its children to finish). Scopes do not re-cancel a task parked on one: it
@@ -510,6 +527,19 @@ class CancelScope:
     def active(self) -> bool:
         """Whether the scope has been entered and not yet exited."""
         return self._state == _ENTERED
+
+    def statistics(self) -> CancelScopeStatistics:
+        """A snapshot: state, deadline, shield, cancellation, and what runs inside."""
+        return CancelScopeStatistics(
+            state=("new", "active", "exited")[self._state],
+            deadline=self._deadline,
+            shield=self._shield,
+            cancel_called=self._cancel_called,
+            cancelled_caught=self.cancelled_caught,
+            reason=str(self._reason) if self._reason is not None else None,
+            tasks=len(self._tasks or ()) + self._host_inside,
+            child_scopes=len(self._child_scopes or ()),
+        )
 
     def __repr__(self) -> str:
         state = ("new", "active", "exited")[self._state]
