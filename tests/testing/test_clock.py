@@ -126,7 +126,12 @@ def test_a_clock_drives_one_open_loop_at_a_time() -> None:
     finally:
         first.close()
     second = VirtualClockLoop(clock)  # free again once the first loop closed
-    second.close()
+    try:
+        first.close()  # closing the old loop again must not free the clock from the new one
+        with pytest.raises(UsageError):
+            VirtualClockLoop(clock)
+    finally:
+        second.close()
     assert second.clock is clock
 
 

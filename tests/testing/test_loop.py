@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import threading
 import time
 
@@ -146,6 +147,32 @@ async def test_loopback_echo_over_real_sockets(virtual_clock: VirtualClock) -> N
         server.close()
         await server.wait_closed()
     assert replies == [b"PING\n", b"PONG\n", b"VIRTUAL TIME\n"]
+
+
+async def test_reader_and_writer_on_one_socket(virtual_clock: VirtualClock) -> None:
+    loop = _loop()
+    left, right = socket.socketpair()
+    with left, right:
+        left.setblocking(False)
+        events: list[str] = []
+        writable: asyncio.Future[None] = loop.create_future()
+        readable: asyncio.Future[bytes] = loop.create_future()
+
+        def on_writable() -> None:
+            loop.remove_writer(left)
+            events.append("writable")
+            writable.set_result(None)
+
+        def on_readable() -> None:
+            loop.remove_reader(left)
+            readable.set_result(left.recv(100))
+
+        loop.add_reader(left, on_readable)
+        loop.add_writer(left, on_writable)  # same socket: the selector key is modified
+        await writable
+        right.send(b"hi")
+        events.append((await readable).decode())
+    assert events == ["writable", "hi"]
 
 
 @pytest.mark.timeout(10)

@@ -347,6 +347,27 @@ def test_async_fixture_errors_are_reported(pytester: pytest.Pytester) -> None:
     )
 
 
+def test_async_fixtures_of_tests_corral_does_not_run_are_left_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    _project(pytester)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        async def thing():
+            return 1
+
+        def test_sync(thing):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*requested an async fixture 'thing'*"])
+
+
 def test_hypothesis_examples_run_on_the_loop(pytester: pytest.Pytester) -> None:
     _project(pytester, "corral_mode = auto")
     pytester.makepyfile(
@@ -392,17 +413,21 @@ def test_service_markers_skip_or_fail(
         def test_needs_redis():
             raise AssertionError("must not run without redis")
 
+        @pytest.mark.redis
+        async def test_needs_redis_too():
+            raise AssertionError("must not run without redis")
+
         def test_plain():
             pass
         """
     )
     skipped = pytester.runpytest("-rs")
-    skipped.assert_outcomes(passed=1, skipped=1)
+    skipped.assert_outcomes(passed=1, skipped=2)
     skipped.stdout.fnmatch_lines([f"*redis is not reachable at 127.0.0.1:{closed}*"])
 
     monkeypatch.setenv("CORRAL_REQUIRE_SERVICES", "1")
     failed = pytester.runpytest()
-    failed.assert_outcomes(passed=1, errors=1)
+    failed.assert_outcomes(passed=1, errors=2)
     failed.stdout.fnmatch_lines(["*CORRAL_REQUIRE_SERVICES=1 requires it*"])
 
 
