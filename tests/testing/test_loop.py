@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import socket
 import threading
 import time
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from corral._core._hooks import INSTRUMENTS
 from corral.testing import VirtualClock, VirtualClockLoop, run, wait_all_tasks_blocked
 
 
@@ -47,24 +50,26 @@ async def test_timeout_fires_exactly_at_its_deadline(virtual_clock: VirtualClock
     assert _loop().time() == 30.0
 
 
-async def test_timers_fire_in_deadline_order_at_their_deadlines(
-    virtual_clock: VirtualClock,
-) -> None:
+@pytest.mark.corral_loops("virtual")
+@given(st.lists(st.integers(min_value=0, max_value=10**7), min_size=1, max_size=12))
+async def test_timers_fire_in_deadline_order_at_their_deadlines(milliseconds: list[int]) -> None:
     loop = _loop()
-    delays = [0.5, 3.0, 1.25, 90.0, 2.0, 0.001, 45.5]
-    random.Random(7).shuffle(delays)
+    start = loop.time()
+    delays = [ms / 1000 for ms in milliseconds]
     fired: list[tuple[float, float]] = []
     done = loop.create_future()
 
     def fire(delay: float) -> None:
-        fired.append((delay, loop.time()))
+        fired.append((delay, loop.time() - start))
         if len(fired) == len(delays):
             done.set_result(None)
 
     for delay in delays:
         loop.call_later(delay, fire, delay)
     await done
-    assert fired == [(delay, delay) for delay in sorted(delays)]
+    assert [delay for delay, _ in fired] == sorted(delays)
+    for delay, when in fired:
+        assert when == pytest.approx(delay, abs=1e-6)
 
 
 async def test_sleeping_tasks_wake_in_order(virtual_clock: VirtualClock) -> None:
@@ -242,6 +247,31 @@ async def test_turning_autojump_back_on_resumes_jumping(virtual_clock: VirtualCl
 
 async def test_repr_shows_state_and_clock(virtual_clock: VirtualClock) -> None:
     assert repr(_loop()) == f"<VirtualClockLoop running, 0 executor jobs, clock={virtual_clock!r}>"
+
+
+class _JumpRecorder:
+    def __init__(self) -> None:
+        self.jumps: list[dict[str, Any]] = []
+
+    def event(self, source: object, name: str, fields: dict[str, Any]) -> None:
+        if name == "clock_jump":
+            self.jumps.append(fields)
+
+
+async def test_jumps_are_reported_to_instruments(virtual_clock: VirtualClock) -> None:
+    recorder = _JumpRecorder()
+    INSTRUMENTS.add(recorder)
+    try:
+        await asyncio.sleep(2)
+        virtual_clock.advance(1)
+        await asyncio.sleep(0.5)
+    finally:
+        INSTRUMENTS.remove(recorder)
+    assert recorder.jumps == [
+        {"from": 0.0, "to": 2.0, "delta": 2.0, "automatic": True},
+        {"from": 2.0, "to": 3.0, "delta": 1.0, "automatic": False},
+        {"from": 3.0, "to": 3.5, "delta": 0.5, "automatic": True},
+    ]
 
 
 def test_repr_of_idle_and_closed_loops() -> None:
