@@ -114,9 +114,9 @@ def pytest_pycollect_makeitem(
         return
     own_marks = getattr(obj, "pytestmark", ())
 
-    def marked(name: str) -> bool:
-        return collector.get_closest_marker(name) is not None or any(
-            mark.name == name for mark in own_marks
+    def marked(marker: str) -> bool:
+        return collector.get_closest_marker(marker) is not None or any(
+            mark.name == marker for mark in own_marks
         )
 
     if marked("corral") or (
