@@ -7,6 +7,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from corral._core import _promise, _promise_jobs
 from corral._core._promise import Promise
 
 TIMEOUT = 10.0  # a safety net for a broken build; no test waits for it to pass
@@ -206,3 +209,25 @@ def test_waiters_and_reactions_of_a_closed_loop_do_not_break_settling() -> None:
     assert promise.resolve(7)
     assert ran == [7]  # its loop is gone, so the reaction ran here
     assert not future.done()
+
+
+async def test_a_job_handed_to_another_loop_sees_the_outcome(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The other loop may run the job the moment it is in its queue, so the outcome must
+    # be published before the hand-over.
+    seen: list[tuple[bool, object]] = []
+    real_push = _promise_jobs.push_foreign
+
+    def push_and_look(job: Promise[Any], loop: asyncio.AbstractEventLoop) -> bool:
+        source = job._source
+        assert source is not None
+        seen.append((source.done(), source._value))
+        return real_push(job, loop)
+
+    monkeypatch.setattr(_promise, "push_foreign", push_and_look)
+    promise: Promise[int] = Promise()
+    derived = promise.then(lambda v: v + 1)
+    joined(in_thread(lambda: promise.resolve(41)))
+    assert await derived == 42
+    assert seen == [(True, 41)]

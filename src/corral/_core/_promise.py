@@ -3,13 +3,18 @@
 How it works:
 
 * A promise is a box with a state (pending, following, fulfilled, rejected), an outcome and
-  its *reactions*: job tuples made by ``then``/``catch``/``finally_`` (see
-  :mod:`._promise_jobs`) and the asyncio futures of tasks waiting in ``await``.
-* Settling takes the reactions under one process-wide lock, routes each to where it must
-  run, and only then publishes the new state. Jobs for the loop running in the settling
-  thread are queued directly; jobs for a loop in another thread are appended to that loop's
-  queue first, so a reaction registered there after it sees the new state still runs after
-  the ones registered before it (registration order holds across threads).
+  its *reactions*: the promises that ``then``/``catch``/``finally_`` derived from it (and
+  promises that adopted it), and the asyncio futures of tasks waiting in ``await``.
+* A derived promise carries the reaction that will settle it (its *job*, see
+  :mod:`._promise_jobs`): ``_runner`` and its arguments ``_source``, ``_arg1``, ``_arg2``.
+  A promise waits for one thing at a time, so one job slot is enough; keeping the job in
+  the promise rather than in a separate object halves what a long chain allocates, and the
+  garbage collector's work with it.
+* Settling publishes the outcome and routes every reaction in one critical section under
+  a process-wide lock; registering takes the same lock. Jobs for the loop running in the
+  settling thread are queued directly; jobs for a loop in another thread go straight into
+  that loop's queue, so a reaction registered there once the promise has settled still
+  runs after the ones registered before (registration order holds across threads).
 * A waiting task owns one asyncio future. Settling sets it (``call_soon_threadsafe`` when
   its loop runs in another thread); cancelling the task cancels only that future.
 
@@ -28,12 +33,11 @@ import threading
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, NamedTuple, ParamSpec, TypeVar, cast, overload
+from typing import Any, Generic, NamedTuple, ParamSpec, TypeVar, cast, final, overload
 
 from ..errors import ArgumentTypeError, UsageError
 from ._hooks import INSTRUMENTS
 from ._promise_jobs import (
-    Job,
     JobQueue,
     LoopJobs,
     TrampolineGuard,
@@ -128,6 +132,7 @@ class Resolvers(NamedTuple, Generic[T]):
     reject: Callable[[BaseException], bool]
 
 
+@final
 class Promise(Generic[T]):
     """A value that will be known later: pending, then fulfilled or rejected, once.
 
@@ -154,21 +159,46 @@ class Promise(Generic[T]):
 
     A rejected promise that nothing handled is reported when it is garbage collected; see
     :func:`set_unhandled_rejection_handler`.
+
+    ``Promise`` is final: subclassing it raises :class:`~corral.errors.ArgumentTypeError`.
     """
 
-    __slots__ = ("__weakref__", "_handled", "_loop", "_reactions", "_state", "_tb", "_value")
+    __slots__ = (
+        "__weakref__",
+        "_arg1",
+        "_arg2",
+        "_handled",
+        "_loop",
+        "_reactions",
+        "_runner",
+        "_source",
+        "_state",
+        "_tb",
+        "_value",
+    )
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        raise ArgumentTypeError(
+            f"Promise cannot be subclassed (by {cls.__qualname__}); wrap one instead"
+        )
 
     def __init__(self) -> None:
         """Create a pending promise; settle it with :meth:`resolve` or :meth:`reject`."""
         self._state = _PENDING
         self._value: Any = None
         self._tb: TracebackType | None = None
-        # None, one reaction, or a list of them: each a job tuple or a waiter's future.
+        # None, one reaction, or a list of them: each a promise whose job reacts to this
+        # one, or a waiter's future.
         self._reactions: Any = None
         # Its loop: the one running where then() made it, or where it was awaited.
         self._loop: asyncio.AbstractEventLoop | None = None
         # True once its outcome was observed; a RejectionWatch while rejected unobserved.
         self._handled: bool | RejectionWatch = False
+        # The job that will settle it, if any: _runner(self, queue) with its arguments.
+        self._runner: Runner | None = None
+        self._source: Any = None  # the promise the job reacts to
+        self._arg1: Any = None
+        self._arg2: Any = None
 
     # ------------------------------------------------------------------ construction
 
@@ -370,6 +400,8 @@ class Promise(Generic[T]):
 
         Callbacks never run inside this call, run at most once, and run in registration
         order on the loop running now (see the class docs for the rule without a loop).
+        The returned promise settles from its callback only: calling its ``resolve`` or
+        ``reject`` does nothing and returns ``False``.
 
         Raises:
             ArgumentTypeError: a callback is neither callable nor ``None``.
@@ -378,10 +410,9 @@ class Promise(Generic[T]):
             raise ArgumentTypeError(_not_callable_message("on_fulfilled", on_fulfilled))
         if on_rejected is not None and not callable(on_rejected):
             raise ArgumentTypeError(_not_callable_message("on_rejected", on_rejected))
-        child: Promise[Any] = Promise()
-        child._loop = loop = _get_running_loop()
-        job = (_run_then, child, self, on_fulfilled, on_rejected)
-        # _react(job, loop), written out: this is the hot path of a then chain.
+        loop = _get_running_loop()
+        child = _derived(loop, _run_then, self, on_fulfilled, on_rejected)
+        # self._react(child, loop), written out: this is the hot path of a then chain.
         _acquire()
         try:
             handled = self._handled
@@ -392,15 +423,15 @@ class Promise(Generic[T]):
             if self._state < _FULFILLED:
                 reactions = self._reactions
                 if reactions is None:
-                    self._reactions = job
+                    self._reactions = child
                 elif type(reactions) is list:
-                    reactions.append(job)
+                    reactions.append(child)
                 else:
-                    self._reactions = [reactions, job]
+                    self._reactions = [reactions, child]
                 return child
         finally:
             _release()
-        _queue_now(job, loop)
+        _queue_now(child, loop)
         return child
 
     @overload
@@ -439,9 +470,9 @@ class Promise(Generic[T]):
         if not callable(fn):
             raise ArgumentTypeError(_not_callable_message("fn", fn))
         types = _exception_types(on)
-        child: Promise[Any] = Promise()
-        child._loop = loop = _get_running_loop()
-        self._react((_run_catch, child, self, fn, types), loop)
+        loop = _get_running_loop()
+        child = _derived(loop, _run_catch, self, fn, types)
+        self._react(child, loop)
         return child
 
     def finally_(self, fn: Callable[[], object]) -> Promise[T]:
@@ -449,16 +480,17 @@ class Promise(Generic[T]):
 
         The returned promise settles like this one once ``fn`` finished (an awaitable,
         promise or thenable that ``fn`` returns is waited for). If ``fn`` raises, or what
-        it returned rejects, the returned promise rejects with that error instead.
+        it returned rejects, the returned promise rejects with that error instead. Like
+        every derived promise, it cannot be resolved or rejected from outside.
 
         Raises:
             ArgumentTypeError: ``fn`` is not callable.
         """
         if not callable(fn):
             raise ArgumentTypeError(_not_callable_message("fn", fn))
-        child: Promise[T] = Promise()
-        child._loop = loop = _get_running_loop()
-        self._react((_run_finally, child, self, fn), loop)
+        loop = _get_running_loop()
+        child: Promise[T] = _derived(loop, _run_finally, self, fn, None)
+        self._react(child, loop)
         return child
 
     def __await__(self) -> Generator[Any, None, T]:
@@ -570,8 +602,8 @@ class Promise(Generic[T]):
                 entries = list(entries)
             else:
                 entries = [entries]
-        reactions = sum(type(entry) is tuple for entry in entries)
-        waiters = sum(type(entry) is not tuple and not entry.done() for entry in entries)
+        reactions = sum(type(entry) is Promise for entry in entries)
+        waiters = sum(type(entry) is not Promise and not entry.done() for entry in entries)
         return PromiseStatistics(_STATES[state], reactions, waiters)
 
     def __repr__(self) -> str:
@@ -604,8 +636,9 @@ class Promise(Generic[T]):
             if handled is not True and handled is not False:
                 handled.disarm()
 
-    def _react(self, job: Job, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Register ``job`` for when it settles, or queue it now if it has settled.
+    def _react(self, job: Promise[Any], loop: asyncio.AbstractEventLoop | None) -> None:
+        """Register ``job`` (a promise with its job set) to run once this one settles,
+        or queue it now if it has settled.
 
         ``loop`` is the loop running in the calling thread (``None`` if none runs).
         """
@@ -685,12 +718,18 @@ class Promise(Generic[T]):
                 return False
             self._value = value
             self._tb = tb
+            if state == _REJECTED and self._handled is False:
+                self._watch_rejection(value)
+            # Publish before routing: a job that another thread's loop runs at once must
+            # see the outcome. Registration takes this lock too, so a reaction registered
+            # after this point is still queued after the ones routed below.
+            self._state = state
             reactions = self._reactions
             if reactions is not None:
                 self._reactions = None
                 loop = _get_running_loop() if queue is _UNKNOWN else queue.loop
-                if type(reactions) is tuple:
-                    home = reactions[1]._loop
+                if type(reactions) is Promise:
+                    home = reactions._loop
                     if home is loop or home is None:
                         if queue is _UNKNOWN:
                             queue = queue_for(loop)
@@ -701,7 +740,7 @@ class Promise(Generic[T]):
                         _route(reactions, queue, loop)
                 elif type(reactions) is list:
                     for reaction in reactions:
-                        if type(reaction) is tuple:
+                        if type(reaction) is Promise:
                             queue = _route(reaction, queue, loop)
                         else:
                             _wake_waiter(reaction, state, value, tb, loop)
@@ -710,9 +749,6 @@ class Promise(Generic[T]):
                         reactions.set_result(value)
                 else:
                     _wake_waiter(reactions, state, value, tb, loop)
-            if state == _REJECTED and self._handled is False:
-                self._watch_rejection(value)
-            self._state = state
         finally:
             _release()
         if loop is None:
@@ -734,7 +770,9 @@ class Promise(Generic[T]):
                 return self._complete(_REJECTED, error, None, expect, queue)
             if not self._lock_in(expect):
                 return False
-            value._react((_run_follow, self, value), _running_loop(queue))
+            self._runner = _run_follow
+            self._source = value
+            value._react(self, _running_loop(queue))
             return True
         if asyncio.isfuture(value):
             if not self._lock_in(expect):
@@ -756,7 +794,9 @@ class Promise(Generic[T]):
         if callable(then):
             if not self._lock_in(expect):
                 return False
-            _queue_now((_run_thenable, self, then), _running_loop(queue))
+            self._runner = _run_thenable
+            self._arg1 = then
+            _queue_now(self, _running_loop(queue))
             return True
         if hasattr(type(value), "__await__"):
             if not self._lock_in(expect):
@@ -784,12 +824,41 @@ class Promise(Generic[T]):
 # ------------------------------------------------------------------------- routing
 
 
+_new = object.__new__
+
+
+def _derived(
+    loop: asyncio.AbstractEventLoop | None,
+    runner: Runner,
+    source: Promise[Any],
+    arg1: Any,
+    arg2: Any,
+) -> Promise[Any]:
+    """A promise derived from ``source``, settled by the job ``runner(arg1, arg2)``.
+
+    It is following from birth, so only its job settles it. Sets every slot, as
+    ``Promise.__init__`` does, without calling it (a then chain is this hot).
+    """
+    child: Promise[Any] = _new(Promise)
+    child._state = _FOLLOWING
+    child._value = None
+    child._tb = None
+    child._reactions = None
+    child._loop = loop
+    child._handled = False
+    child._runner = runner
+    child._source = source
+    child._arg1 = arg1
+    child._arg2 = arg2
+    return child
+
+
 def _running_loop(queue: Any) -> asyncio.AbstractEventLoop | None:
     """The loop running in this thread: the drained queue's, or looked up."""
     return _get_running_loop() if queue is _UNKNOWN else cast(JobQueue, queue).loop
 
 
-def _queue_now(job: Job, loop: asyncio.AbstractEventLoop | None) -> None:
+def _queue_now(job: Promise[Any], loop: asyncio.AbstractEventLoop | None) -> None:
     """Queue ``job`` in the calling thread (its promise settled already) and run the
     trampoline if no loop runs here."""
     _route(job, _UNKNOWN, loop)
@@ -797,12 +866,13 @@ def _queue_now(job: Job, loop: asyncio.AbstractEventLoop | None) -> None:
         drain_trampoline()
 
 
-def _route(job: Job, queue: Any, loop: asyncio.AbstractEventLoop | None) -> JobQueue:
-    """Queue ``job`` where its promise's loop runs; ``loop`` is the one running here.
+def _route(job: Promise[Any], queue: Any, loop: asyncio.AbstractEventLoop | None) -> JobQueue:
+    """Queue the job of promise ``job`` where that promise's loop runs; ``loop`` is the
+    one running here.
 
     Returns the local queue (looked up if ``queue`` was ``_UNKNOWN``).
     """
-    home = job[1]._loop
+    home = job._loop
     if home is not None and home is not loop and push_foreign(job, home):
         return cast(JobQueue, queue)
     if queue is _UNKNOWN:
@@ -889,26 +959,37 @@ def _start_task(promise: Promise[Any], coro: Any) -> None:
 
 
 # ------------------------------------------------------------------------- job runners
+#
+# A runner settles the promise it is given from its job's arguments, which it clears first
+# (a settled promise must not keep its source, and so the whole chain before it, alive).
+# A derived promise is in the following state from birth, so its runner completes it with
+# ``expect=_FOLLOWING``.
+
+#: ``runner(promise, queue)``: run the job of ``promise`` from ``queue``.
+Runner = Callable[[Promise[Any], JobQueue], None]
 
 
 def _reject_with(child: Promise[Any], exc: BaseException, queue: JobQueue) -> None:
     """``child`` rejects with what a callback raised; interrupts propagate further."""
-    child._complete(_REJECTED, exc, exc.__traceback__, _PENDING, queue)
+    child._complete(_REJECTED, exc, exc.__traceback__, _FOLLOWING, queue)
     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         raise exc
 
 
-def _run_then(job: Job, queue: JobQueue) -> None:
-    _, child, source, on_fulfilled, on_rejected = job
+def _run_then(child: Promise[Any], queue: JobQueue) -> None:
+    source = child._source
+    on_fulfilled = child._arg1
+    on_rejected = child._arg2
+    child._runner = child._source = child._arg1 = child._arg2 = None
     if source._state == _FULFILLED:
         callback = on_fulfilled
         if callback is None:
-            child._complete(_FULFILLED, source._value, None, _PENDING, queue)
+            child._complete(_FULFILLED, source._value, None, _FOLLOWING, queue)
             return
     else:
         callback = on_rejected
         if callback is None:
-            child._complete(_REJECTED, source._value, source._tb, _PENDING, queue)
+            child._complete(_REJECTED, source._value, source._tb, _FOLLOWING, queue)
             return
     try:
         result = callback(source._value)
@@ -916,49 +997,60 @@ def _run_then(job: Job, queue: JobQueue) -> None:
         _reject_with(child, exc, queue)
         return
     if type(result) in _PLAIN:
-        child._complete(_FULFILLED, result, None, _PENDING, queue)
+        child._complete(_FULFILLED, result, None, _FOLLOWING, queue)
     else:
-        child._resolve(result, _PENDING, queue)
+        child._resolve(result, _FOLLOWING, queue)
 
 
-def _run_catch(job: Job, queue: JobQueue) -> None:
-    _, child, source, callback, types = job
+def _run_catch(child: Promise[Any], queue: JobQueue) -> None:
+    source = child._source
+    callback = child._arg1
+    types = child._arg2
+    child._runner = child._source = child._arg1 = child._arg2 = None
     if source._state == _FULFILLED or not isinstance(source._value, types):
-        child._complete(source._state, source._value, source._tb, _PENDING, queue)
+        child._complete(source._state, source._value, source._tb, _FOLLOWING, queue)
         return
     try:
         result = callback(source._value)
     except BaseException as exc:
         _reject_with(child, exc, queue)
         return
-    child._resolve(result, _PENDING, queue)
+    child._resolve(result, _FOLLOWING, queue)
 
 
-def _run_finally(job: Job, queue: JobQueue) -> None:
-    _, child, source, callback = job
+def _run_finally(child: Promise[Any], queue: JobQueue) -> None:
+    source = child._source
+    callback = child._arg1
+    child._runner = child._source = child._arg1 = None
     try:
         result = callback()
     except BaseException as exc:
         _reject_with(child, exc, queue)
         return
     if type(result) in _PLAIN:
-        child._complete(source._state, source._value, source._tb, _PENDING, queue)
+        child._complete(source._state, source._value, source._tb, _FOLLOWING, queue)
         return
-    # Wait for what the callback returned before passing the outcome on.
+    # Wait for what the callback returned (the gate) before passing the outcome on.
     gate: Promise[Any] = Promise()
     gate._loop = queue.loop
     gate._resolve(result, _PENDING, queue)
-    gate._react((_run_after_gate, child, gate, source), queue.loop)
+    child._runner = _run_after_gate
+    child._source = source
+    child._arg1 = gate
+    gate._react(child, queue.loop)
 
 
-def _run_after_gate(job: Job, queue: JobQueue) -> None:
-    _, child, gate, source = job
+def _run_after_gate(child: Promise[Any], queue: JobQueue) -> None:
+    source = child._source
+    gate = child._arg1
+    child._runner = child._source = child._arg1 = None
     outcome = gate if gate._state == _REJECTED else source
-    child._complete(outcome._state, outcome._value, outcome._tb, _PENDING, queue)
+    child._complete(outcome._state, outcome._value, outcome._tb, _FOLLOWING, queue)
 
 
-def _run_follow(job: Job, queue: JobQueue) -> None:
-    _, target, source = job
+def _run_follow(target: Promise[Any], queue: JobQueue) -> None:
+    source = target._source
+    target._runner = target._source = None
     target._complete(source._state, source._value, source._tb, _FOLLOWING, queue)
 
 
@@ -989,8 +1081,9 @@ class _ThenableSettler:
             self._target._complete(_REJECTED, error, error.__traceback__, _FOLLOWING, _UNKNOWN)
 
 
-def _run_thenable(job: Job, queue: JobQueue) -> None:
-    _, target, then = job
+def _run_thenable(target: Promise[Any], queue: JobQueue) -> None:
+    then = target._arg1
+    target._runner = target._arg1 = None
     settler = _ThenableSettler(target)
     try:
         then(settler.resolve, settler.reject)

@@ -1,9 +1,9 @@
 """Microtask queues for promise reactions.
 
-A *job* is a tuple ``(runner, target, *payload)``: ``runner(job, queue)`` settles the promise
-``target`` (a reaction to another promise's outcome) and queues follow-up jobs on ``queue``,
-the queue it runs from. Jobs never run where they are queued; they run, first in first out,
-from one of two kinds of queue:
+A *job* is a promise that carries the reaction that will settle it: ``job._runner(job,
+queue)`` runs that reaction (a ``then`` callback, say) and queues follow-up jobs on
+``queue``, the queue it runs from. Jobs never run where they are queued; they run, first in
+first out, from one of two kinds of queue:
 
 * one :class:`LoopJobs` per event loop, drained by a single ``loop.call_soon`` callback that
   runs every queued job, including jobs queued while it drains (JavaScript's microtask
@@ -40,8 +40,9 @@ __all__ = (
     "queue_for",
 )
 
-#: ``(runner, target_promise, *payload)``; run as ``job[0](job, queue)``.
-Job: TypeAlias = tuple[Any, ...]
+#: A promise with a job to run: ``job._runner(job, queue)`` (this module does not import
+#: the promise module, which imports it).
+Job: TypeAlias = Any
 
 
 class LoopJobs:
@@ -75,7 +76,7 @@ class LoopJobs:
         try:
             while jobs:
                 job = pop()
-                job[0](job, self)
+                job._runner(job, self)
         finally:
             # Only a BaseException escaping a job leaves work behind: finish it next turn.
             if jobs and not loop.is_closed():
@@ -161,7 +162,7 @@ def drain_trampoline() -> None:
     try:
         while jobs:
             job = jobs.popleft()
-            job[0](job, trampoline)
+            job._runner(job, trampoline)
     finally:
         trampoline.busy = False
 
