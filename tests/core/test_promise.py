@@ -166,6 +166,23 @@ async def test_resolving_a_settled_promise_again_starts_nothing() -> None:
     assert not following.done()
 
 
+async def test_a_derived_promise_settles_from_its_reaction_only() -> None:
+    source: Promise[int] = Promise()
+    derived = source.then(lambda v: v + 1)
+    assert not derived.resolve(100)
+    assert not derived.reject(Boom())
+    assert derived.state is PromiseState.PENDING
+    source.resolve(1)
+    assert await derived == 2
+
+
+def test_promise_cannot_be_subclassed() -> None:
+    with pytest.raises(ArgumentTypeError, match=r"Promise cannot be subclassed \(by .*Custom\)"):
+
+        class Custom(Promise[int]):  # type: ignore[misc]
+            pass
+
+
 async def test_reject_refuses_what_is_not_an_exception_instance() -> None:
     promise: Promise[int] = Promise()
     with pytest.raises(ArgumentTypeError, match=r"not str \('oops'\)"):

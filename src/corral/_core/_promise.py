@@ -222,9 +222,8 @@ class Promise(Generic[T]):
 
     @classmethod
     def resolved(cls, value: Any) -> Promise[Any]:
-        """A promise resolved with ``value`` (see :meth:`resolve`).
-
-        A promise of exactly this class is returned as it is.
+        """A promise resolved with ``value`` (see :meth:`resolve`); a ``Promise`` is
+        returned as it is.
         """
         if type(value) is cls:
             return cast("Promise[Any]", value)
@@ -334,6 +333,9 @@ class Promise(Generic[T]):
         Resolving a promise with itself rejects it with
         :class:`~corral.errors.ArgumentTypeError` (a ``TypeError``).
 
+        Cancellation: if what it follows is cancelled (a task, a future), the promise
+        rejects with ``asyncio.CancelledError``.
+
         Returns:
             ``True`` if this call resolved the promise; ``False`` (doing nothing) if it
             was resolved or rejected before, including while it follows something.
@@ -403,6 +405,10 @@ class Promise(Generic[T]):
         The returned promise settles from its callback only: calling its ``resolve`` or
         ``reject`` does nothing and returns ``False``.
 
+        Cancellation: a registered callback cannot be withdrawn. An async callback runs as
+        a task; if that task is cancelled, the returned promise rejects with
+        ``asyncio.CancelledError``.
+
         Raises:
             ArgumentTypeError: a callback is neither callable nor ``None``.
         """
@@ -463,6 +469,8 @@ class Promise(Generic[T]):
         ``KeyboardInterrupt`` pass through unless named). A fulfillment, or a rejection
         that does not match, passes through to the returned promise unchanged.
 
+        Cancellation: as for :meth:`then`.
+
         Raises:
             ArgumentTypeError: ``fn`` is not callable, or ``on`` is not an exception class
                 or a non-empty tuple of them.
@@ -482,6 +490,8 @@ class Promise(Generic[T]):
         promise or thenable that ``fn`` returns is waited for). If ``fn`` raises, or what
         it returned rejects, the returned promise rejects with that error instead. Like
         every derived promise, it cannot be resolved or rejected from outside.
+
+        Cancellation: as for :meth:`then`.
 
         Raises:
             ArgumentTypeError: ``fn`` is not callable.
@@ -1105,7 +1115,7 @@ def _not_exception_message(value: object) -> str:
     if isinstance(value, type) and issubclass(value, BaseException):
         return (
             f"error must be an exception instance, not the class {value.__name__}; "
-            f"raise-style {value.__name__}(...) is what reject() takes"
+            f"pass {value.__name__}(...)"
         )
     return f"error must be an exception instance, not {type(value).__name__} ({value!r})"
 
