@@ -74,16 +74,17 @@ async def test_resolving_with_a_pending_promise_locks_the_outcome_in() -> None:
 
 
 async def test_resolve_runs_a_coroutine_as_a_task() -> None:
-    started = asyncio.Event()
+    ran_in: list[asyncio.Task[Any] | None] = []
 
     async def work() -> str:
-        started.set()
+        ran_in.append(asyncio.current_task())
         return "done"
 
     promise: Promise[str] = Promise()
     promise.resolve(work())
-    assert not started.is_set()
     assert await promise == "done"
+    assert ran_in[0] is not None
+    assert ran_in[0] is not asyncio.current_task()
 
 
 async def test_a_callback_returning_a_pending_future_is_followed() -> None:

@@ -67,8 +67,7 @@ class LoopJobs:
     def drain(self) -> None:
         """Run every queued job, including the ones queued meanwhile (a loop callback)."""
         loop = self.ref()
-        if loop is None:  # pragma: no cover - the loop calls us, so it is alive
-            return
+        assert loop is not None, "only a live loop runs its callbacks"
         self.loop = loop
         self.scheduled = True
         jobs = self.jobs
