@@ -13,6 +13,11 @@ from ._core._hooks import Instrument as Instrument
 from ._core._outcome import Fulfilled as Fulfilled
 from ._core._outcome import Outcome as Outcome
 from ._core._outcome import Rejected as Rejected
+from ._core._promise import Promise as Promise
+from ._core._promise import PromiseState as PromiseState
+from ._core._promise import PromiseStatistics as PromiseStatistics
+from ._core._promise import Resolvers as Resolvers
+from ._core._promise import set_unhandled_rejection_handler as set_unhandled_rejection_handler
 from ._core._reason import CancelReason as CancelReason
 from ._core._reason import CancelSource as CancelSource
 from ._core._scope import CancelScope as CancelScope
@@ -47,7 +52,11 @@ __all__ = (
     "Fulfilled",
     "Instrument",
     "Outcome",
+    "Promise",
+    "PromiseState",
+    "PromiseStatistics",
     "Rejected",
+    "Resolvers",
     "TaskGroup",
     "TaskGroupStatistics",
     "TaskHandle",
@@ -63,4 +72,5 @@ __all__ = (
     "move_on_after",
     "move_on_at",
     "race",
+    "set_unhandled_rejection_handler",
 )
