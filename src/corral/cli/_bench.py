@@ -104,7 +104,7 @@ def run_bench(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=Console(stderr=True),  # stdout stays clean for --markdown > file
         transient=True,
     ) as progress:
         bar = progress.add_task("benchmarks", total=total)
