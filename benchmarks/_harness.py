@@ -441,8 +441,10 @@ def case_cells(result: WorkloadResult, case: CaseResult) -> tuple[str, str, str]
     return (_seconds(case.best, result.n), f"{ratio:.2f}x" if ratio is not None else "-", note)
 
 
-def floor_verdict(floor: FloorResult) -> str:
-    """``holds``, ``FAILS`` or ``not judged``."""
+def floor_verdict(floor: FloorResult, *, smoke: bool = False) -> str:
+    """``holds``, ``FAILS`` or ``not judged`` (always the latter for smoke runs)."""
+    if smoke:
+        return "not judged (smoke run)"
     return {True: "holds", False: "FAILS", None: "not judged"}[floor.held]
 
 
@@ -459,7 +461,8 @@ def to_text(report: Report) -> str:
             best, ratio, note = case_cells(result, case)
             lines.append(f"  {case.name:<{width}}  {best:>28}  {ratio:>7}  {note}")
         for floor in result.floors:
-            lines.append(f"  floor: {floor.text}: {floor.detail} -> {floor_verdict(floor)}")
+            verdict = floor_verdict(floor, smoke=report.smoke)
+            lines.append(f"  floor: {floor.text}: {floor.detail} -> {verdict}")
     return "\n".join(lines)
 
 
@@ -482,7 +485,8 @@ def to_markdown(report: Report) -> str:
     lines += ["", "| floor | measured | verdict |", "|---|---:|---|"]
     for result in report.workloads:
         for floor in result.floors:
-            lines.append(f"| {floor.text} | {floor.detail} | {floor_verdict(floor)} |")
+            verdict = floor_verdict(floor, smoke=report.smoke)
+            lines.append(f"| {floor.text} | {floor.detail} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 

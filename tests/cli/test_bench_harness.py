@@ -45,6 +45,9 @@ def test_a_floor_with_a_case_that_did_not_run_is_not_judged() -> None:
     assert verdict.held is None
     assert verdict.detail == "not run: missing"
     assert _harness.floor_verdict(verdict) == "not judged"
+    held = AtMost("a", "a", 1).judge({"a": 1.0})
+    assert _harness.floor_verdict(held) == "holds"
+    assert _harness.floor_verdict(held, smoke=True) == "not judged (smoke run)"
 
 
 def test_floor_texts_say_the_claim() -> None:
@@ -100,6 +103,7 @@ def test_smoke_runs_use_the_small_size_once_and_never_fail_on_floors() -> None:
     assert smoke.repeat == 1
     assert smoke.workloads[0].floors[0].held is False
     assert smoke.ok
+    assert "-> not judged (smoke run)" in _harness.to_text(smoke)
     full = _harness.run([workload], repeat=1)
     assert sizes == [3, 1000]
     assert not full.ok

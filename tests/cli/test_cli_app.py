@@ -5,10 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 import corral
-from corral.cli import app
+from corral.cli import _app, app
 
 runner = CliRunner()
 
@@ -54,3 +55,12 @@ def test_importing_corral_cli_does_not_run_the_demo_sections() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert completed.stdout.strip() == "False"
+
+
+def test_piped_output_is_wide_unless_columns_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert _app._console().width == 120
+    monkeypatch.setenv("COLUMNS", "90")
+    assert _app._console().width == 90

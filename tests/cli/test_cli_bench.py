@@ -26,6 +26,8 @@ def test_smoke_run_prints_a_table_per_workload_with_ratios() -> None:
     assert "asyncio.gather" in output
     assert "baseline" in output
     assert "floor corral.all <= 1.1x asyncio.gather" in output
+    assert "FAILS" not in output
+    assert output.count("not judged (smoke run)") == 3
     assert output.index("timeout block") < output.index("Await many coroutines")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+
+
+#: Width used when output goes to a file or a CI log rather than a terminal.
+_LOG_WIDTH = 120
+
+
+def _console() -> Console:
+    """A console for command output: the terminal's width, or a wide log if piped."""
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = _LOG_WIDTH
+    return console
 
 
 def _show_version(value: bool) -> None:
@@ -68,7 +81,7 @@ def demo(
     from ._demo import registered, run_demo
 
     known = registered()
-    console = Console(highlight=False)
+    console = _console()
     if list_sections:
         for section in known.values():
             console.print(f"[bold]{section.key:<24}[/bold] {section.title}")
@@ -135,7 +148,7 @@ def bench(
     """
     from ._bench import run_bench
 
-    console = Console(highlight=False)
+    console = _console()
     if not run_bench(
         console,
         workloads or [],

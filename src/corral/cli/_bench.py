@@ -58,7 +58,7 @@ def _render(console: Console, report: Report) -> None:
         table = Table(title=f"{result.title} (n={result.n:,} {result.unit})", title_justify="left")
         table.add_column("case")
         table.add_column("best", justify="right")
-        table.add_column(f"vs {result.baseline}", justify="right")
+        table.add_column("vs baseline", justify="right")
         table.add_column("note")
         for case in result.cases:
             best, ratio, note = case_cells(result, case)
@@ -66,10 +66,8 @@ def _render(console: Console, report: Report) -> None:
             table.add_row(case.name, best, ratio, note, style=style)
         console.print(table)
         for floor in result.floors:
-            verdict = floor_verdict(floor)
+            verdict = floor_verdict(floor, smoke=report.smoke)
             colour = {"holds": "green", "FAILS": "red"}.get(verdict, "yellow")
-            if report.smoke:
-                colour = "dim"
             console.print(f"  floor {floor.text}: {floor.detail} [{colour}]{verdict}[/{colour}]")
 
 
