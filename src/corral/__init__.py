@@ -8,6 +8,7 @@ from ._core._combinators import all_keyed as all_keyed
 from ._core._combinators import all_settled as all_settled
 from ._core._combinators import any as any
 from ._core._combinators import race as race
+from ._core._faults import fault_point as fault_point
 from ._core._hooks import INSTRUMENTS as INSTRUMENTS
 from ._core._hooks import Instrument as Instrument
 from ._core._outcome import Fulfilled as Fulfilled
@@ -69,6 +70,7 @@ __all__ = (
     "current_effective_deadline",
     "fail_after",
     "fail_at",
+    "fault_point",
     "move_on_after",
     "move_on_at",
     "race",

@@ -12,6 +12,7 @@ working::
     │                                       (a task group after exit, a scope entered twice)
     ├── DeadlineExceeded (TimeoutError)     a ``fail_after`` / ``fail_at`` deadline passed
     ├── WouldBlock                          a ``*_nowait`` operation would have to wait
+    ├── EndOfChannel                        the channel is closed and drained: no more items
     ├── ClosedResourceError                 you closed it, then used it
     ├── BrokenResourceError                 something external broke it (see ``__cause__``)
     ├── InputCancelledError                 an input of a combinator was cancelled by
@@ -36,6 +37,7 @@ __all__ = (
     "ClosedResourceError",
     "CorralError",
     "DeadlineExceeded",
+    "EndOfChannel",
     "InputCancelledError",
     "InvalidArgumentError",
     "UsageError",
@@ -72,6 +74,14 @@ class DeadlineExceeded(CorralError, TimeoutError):
 
 class WouldBlock(CorralError):
     """A non-blocking ``*_nowait`` operation could not complete without waiting."""
+
+
+class EndOfChannel(CorralError):
+    """A receive found the channel closed by every sender and its buffer drained.
+
+    Not a failure: it is how a receiver learns that no item will ever come. ``async for``
+    over a channel stops on it.
+    """
 
 
 class ClosedResourceError(CorralError):
