@@ -36,6 +36,12 @@ from ._core._taskgroup import TaskStatus as TaskStatus
 from ._core._token import CancelToken as CancelToken
 from ._core._token import CancelTokenStatistics as CancelTokenStatistics
 from ._version import __version__ as __version__
+from .channels._errgroup import ErrGroup as ErrGroup
+from .channels._errgroup import ErrGroupStatistics as ErrGroupStatistics
+from .channels._once import Once as Once
+from .channels._once import OnceStatistics as OnceStatistics
+from .channels._waitgroup import WaitGroup as WaitGroup
+from .channels._waitgroup import WaitGroupStatistics as WaitGroupStatistics
 from .errors import AggregateError as AggregateError
 from .errors import CorralError as CorralError
 
@@ -50,8 +56,12 @@ __all__ = (
     "CancelToken",
     "CancelTokenStatistics",
     "CorralError",
+    "ErrGroup",
+    "ErrGroupStatistics",
     "Fulfilled",
     "Instrument",
+    "Once",
+    "OnceStatistics",
     "Outcome",
     "Promise",
     "PromiseState",
@@ -62,6 +72,8 @@ __all__ = (
     "TaskGroupStatistics",
     "TaskHandle",
     "TaskStatus",
+    "WaitGroup",
+    "WaitGroupStatistics",
     "__version__",
     "all",
     "all_keyed",
