@@ -196,3 +196,57 @@ def virtual_time() -> None:
     virtual = corral.testing.run(main)
     real = time.perf_counter() - started
     print(f"virtual time: {virtual} s; real time: {real * 1000:.1f} ms")
+
+
+@section(
+    "go-helpers",
+    "Go-style helpers",
+    "ErrGroup stops at the first error and bounds how many tasks run at once; Once runs "
+    "an async function a single time for every caller; WaitGroup counts work in flight.",
+    requires=("ErrGroup", "Once", "WaitGroup"),
+)
+def go_helpers() -> None:
+    import asyncio
+
+    import corral
+
+    async def main() -> None:
+        running = peak = 0
+
+        async def fetch(n: int) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.001)
+            running -= 1
+            if n == 7:
+                raise ConnectionError(f"page {n} failed")
+
+        try:
+            async with corral.ErrGroup(limit=3) as group:
+                for n in range(10):
+                    await group.go(fetch, n)
+        except ConnectionError as exc:
+            print(f"ErrGroup raised the first error as it is: {exc!r}; peak {peak} at once")
+
+        once: corral.Once[str] = corral.Once()
+        connects = 0
+
+        async def connect() -> str:
+            nonlocal connects
+            connects += 1
+            await asyncio.sleep(0.001)
+            return "connection #1"
+
+        shared = await corral.all([once.do(connect) for _ in range(5)])
+        print(f"Once: 5 callers got {set(shared)}; connect() ran {connects} time(s)")
+
+        pending = corral.WaitGroup()
+        pending.add(3)
+        loop = asyncio.get_running_loop()
+        for delay in (0.003, 0.001, 0.002):
+            loop.call_later(delay, pending.done)  # plain callbacks, not tasks
+        await pending.wait()
+        print("WaitGroup: all 3 callbacks done;", repr(pending))
+
+    asyncio.run(main())
