@@ -19,15 +19,27 @@ from ._sequencer import Sequencer as Sequencer
 from ._sequencer import SequencerStatistics as SequencerStatistics
 from ._services import require_service as require_service
 from ._services import service_url as service_url
+from ._sim import Simulation as Simulation
+from ._sim import SimulationStatistics as SimulationStatistics
+from ._sim import simulate as simulate
+from ._sim_schedule import ChoiceSource as ChoiceSource
+from ._sim_schedule import Schedule as Schedule
+from ._sim_schedule import SeededChoices as SeededChoices
 
 __all__ = (
+    "ChoiceSource",
     "ClockStatistics",
+    "Schedule",
+    "SeededChoices",
     "Sequencer",
     "SequencerStatistics",
+    "Simulation",
+    "SimulationStatistics",
     "VirtualClock",
     "VirtualClockLoop",
     "require_service",
     "run",
     "service_url",
+    "simulate",
     "wait_all_tasks_blocked",
 )
