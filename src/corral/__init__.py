@@ -40,6 +40,11 @@ from .channels._errgroup import ErrGroup as ErrGroup
 from .channels._errgroup import ErrGroupStatistics as ErrGroupStatistics
 from .channels._once import Once as Once
 from .channels._once import OnceStatistics as OnceStatistics
+from .channels._threads import ThreadLimiter as ThreadLimiter
+from .channels._threads import ThreadLimiterStatistics as ThreadLimiterStatistics
+from .channels._threads import default_thread_limiter as default_thread_limiter
+from .channels._threads import from_thread as from_thread
+from .channels._threads import to_thread as to_thread
 from .channels._waitgroup import WaitGroup as WaitGroup
 from .channels._waitgroup import WaitGroupStatistics as WaitGroupStatistics
 from .errors import AggregateError as AggregateError
@@ -72,6 +77,8 @@ __all__ = (
     "TaskGroupStatistics",
     "TaskHandle",
     "TaskStatus",
+    "ThreadLimiter",
+    "ThreadLimiterStatistics",
     "WaitGroup",
     "WaitGroupStatistics",
     "__version__",
@@ -80,11 +87,14 @@ __all__ = (
     "all_settled",
     "any",
     "current_effective_deadline",
+    "default_thread_limiter",
     "fail_after",
     "fail_at",
     "fault_point",
+    "from_thread",
     "move_on_after",
     "move_on_at",
     "race",
     "set_unhandled_rejection_handler",
+    "to_thread",
 )
