@@ -22,6 +22,7 @@ from ._services import service_url as service_url
 from ._sim import Simulation as Simulation
 from ._sim import SimulationStatistics as SimulationStatistics
 from ._sim import simulate as simulate
+from ._sim_faults import FaultRule as FaultRule
 from ._sim_schedule import ChoiceSource as ChoiceSource
 from ._sim_schedule import Schedule as Schedule
 from ._sim_schedule import SeededChoices as SeededChoices
@@ -29,6 +30,7 @@ from ._sim_schedule import SeededChoices as SeededChoices
 __all__ = (
     "ChoiceSource",
     "ClockStatistics",
+    "FaultRule",
     "Schedule",
     "SeededChoices",
     "Sequencer",

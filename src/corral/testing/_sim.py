@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
@@ -13,6 +13,7 @@ from .._core._time import Seconds, seconds_arg
 from ..errors import ArgumentTypeError, InvalidArgumentError, UsageError
 from ._clock import VirtualClock
 from ._loop import VirtualClockLoop
+from ._sim_faults import FaultCounters, FaultInjector, FaultRule, rules_arg
 from ._sim_loop import LoopCounters, SimulationLoop
 from ._sim_schedule import ChoiceSource, ReplayChoices, Schedule, SeededChoices, seed_arg
 
@@ -40,6 +41,8 @@ class SimulationStatistics:
         jittered_timers: Timers that were given extra delay.
         faults_raised: Fault points where a rule raised an error.
         faults_delayed: Fault points where a rule made the operation wait.
+        fault_hits: Fault points reached while fault rules were installed.
+        fired_per_rule: How many times each of the ``faults`` rules fired, in order.
     """
 
     seed: int | None
@@ -52,6 +55,8 @@ class SimulationStatistics:
     jittered_timers: int
     faults_raised: int
     faults_delayed: int
+    fault_hits: int
+    fired_per_rule: tuple[int, ...]
 
 
 class Simulation:
@@ -77,6 +82,8 @@ class Simulation:
             ``seed`` nor ``schedule`` is given is ``0``.
         schedule: A recorded :class:`Schedule` to replay, or a :class:`ChoiceSource`
             (such as a value drawn from :func:`schedules`).
+        faults: :class:`FaultRule` s applied at the fault points the program reaches
+            (``corral.fault_point(...)`` and corral's own points), while it runs.
         jitter: Most seconds a timer may fire late (``float`` or ``timedelta``);
             ``0`` leaves timers exact.
         trace: Called with one line of text per ready batch and per timer, in order.
@@ -84,8 +91,9 @@ class Simulation:
 
     Raises:
         ArgumentTypeError: ``seed`` is not an int, ``schedule`` is neither a
-            :class:`Schedule` nor a :class:`ChoiceSource`, ``jitter`` is not a
-            number of seconds, or ``trace`` is not callable.
+            :class:`Schedule` nor a :class:`ChoiceSource`, ``faults`` is not a list of
+            :class:`FaultRule`, ``jitter`` is not a number of seconds, or ``trace``
+            is not callable.
         InvalidArgumentError: ``jitter`` is negative, NaN or infinite.
         UsageError: both ``seed`` and ``schedule`` are given.
     """
@@ -95,6 +103,7 @@ class Simulation:
         *,
         seed: int | None = None,
         schedule: Schedule | ChoiceSource | None = None,
+        faults: Iterable[FaultRule] = (),
         jitter: Seconds = 0.0,
         trace: Callable[[str], None] | None = None,
         clock: VirtualClock | None = None,
@@ -118,6 +127,7 @@ class Simulation:
                 "schedule must be a corral.testing.Schedule or ChoiceSource, "
                 f"not {type(schedule).__name__} ({schedule!r})"
             )
+        self._rules = rules_arg(faults)
         self._jitter = _jitter_arg(jitter)
         if trace is not None and not callable(trace):
             raise ArgumentTypeError(
@@ -128,6 +138,8 @@ class Simulation:
         self._choices: list[tuple[int, int]] = []
         self._loop: SimulationLoop | None = None
         self._counters = LoopCounters()
+        self._faults = FaultCounters()
+        self._uninstall: Callable[[], None] | None = None
         self._state = "ready"
         self._broken: UsageError | None = None
 
@@ -154,6 +166,14 @@ class Simulation:
             on_close=self._finished,
             clock=self._clock,
         )
+        if self._rules:
+            injector = FaultInjector(self._rules, self._decide, self._trace)
+            try:
+                self._uninstall = injector.install(loop)
+            except BaseException:
+                loop.close()
+                raise
+            self._faults = injector.counters
         self._loop = loop
         self._counters = loop.counters
         self._state = "running"
@@ -205,8 +225,10 @@ class Simulation:
             reordered_batches=counters.reordered_batches,
             timers=counters.timers,
             jittered_timers=counters.jittered_timers,
-            faults_raised=0,
-            faults_delayed=0,
+            faults_raised=self._faults.raised,
+            faults_delayed=self._faults.delayed,
+            fault_hits=self._faults.hits,
+            fired_per_rule=tuple(self._faults.per_rule),
         )
 
     def __repr__(self) -> str:
@@ -243,6 +265,9 @@ class Simulation:
 
     def _finished(self) -> None:
         self._state = "finished"
+        uninstall, self._uninstall = self._uninstall, None
+        if uninstall is not None:
+            uninstall()
         if self._broken is not None:
             raise self._broken
 
@@ -261,6 +286,7 @@ def simulate(
     *args: *_Ts,
     seed: int | None = None,
     schedule: Schedule | ChoiceSource | None = None,
+    faults: Iterable[FaultRule] = (),
     jitter: Seconds = 0.0,
 ) -> _T:
     """Run ``main(*args)`` once on the simulation loop and return its result.
@@ -276,7 +302,7 @@ def simulate(
         ArgumentTypeError, InvalidArgumentError, UsageError: see :class:`Simulation`.
         BaseException: whatever ``main`` raised.
     """
-    return Simulation(seed=seed, schedule=schedule, jitter=jitter).run(main, *args)
+    return Simulation(seed=seed, schedule=schedule, faults=faults, jitter=jitter).run(main, *args)
 
 
 async def _call(main: Callable[[Unpack[_Ts]], Coroutine[Any, Any, _T]], *args: *_Ts) -> _T:
