@@ -40,6 +40,9 @@ from .channels._errgroup import ErrGroup as ErrGroup
 from .channels._errgroup import ErrGroupStatistics as ErrGroupStatistics
 from .channels._once import Once as Once
 from .channels._once import OnceStatistics as OnceStatistics
+from .channels._portal import BlockingPortal as BlockingPortal
+from .channels._portal import BlockingPortalStatistics as BlockingPortalStatistics
+from .channels._portal import start_blocking_portal as start_blocking_portal
 from .channels._threads import ThreadLimiter as ThreadLimiter
 from .channels._threads import ThreadLimiterStatistics as ThreadLimiterStatistics
 from .channels._threads import default_thread_limiter as default_thread_limiter
@@ -54,6 +57,8 @@ __all__ = (
     "INSTRUMENTS",
     "TASK_STATUS_IGNORED",
     "AggregateError",
+    "BlockingPortal",
+    "BlockingPortalStatistics",
     "CancelReason",
     "CancelScope",
     "CancelScopeStatistics",
@@ -96,5 +101,6 @@ __all__ = (
     "move_on_at",
     "race",
     "set_unhandled_rejection_handler",
+    "start_blocking_portal",
     "to_thread",
 )
