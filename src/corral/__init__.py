@@ -36,6 +36,16 @@ from ._core._taskgroup import TaskStatus as TaskStatus
 from ._core._token import CancelToken as CancelToken
 from ._core._token import CancelTokenStatistics as CancelTokenStatistics
 from ._version import __version__ as __version__
+from .channels._cases import SelectCase as SelectCase
+from .channels._cases import Selected as Selected
+from .channels._channel import Channel as Channel
+from .channels._channel import ChannelStatistics as ChannelStatistics
+from .channels._channel import ReceiveCase as ReceiveCase
+from .channels._channel import ReceiveEnd as ReceiveEnd
+from .channels._channel import SendCase as SendCase
+from .channels._channel import SendEnd as SendEnd
+from .channels._channel import receive_case as receive_case
+from .channels._channel import send_case as send_case
 from .channels._errgroup import ErrGroup as ErrGroup
 from .channels._errgroup import ErrGroupStatistics as ErrGroupStatistics
 from .channels._once import Once as Once
@@ -43,6 +53,15 @@ from .channels._once import OnceStatistics as OnceStatistics
 from .channels._portal import BlockingPortal as BlockingPortal
 from .channels._portal import BlockingPortalStatistics as BlockingPortalStatistics
 from .channels._portal import start_blocking_portal as start_blocking_portal
+from .channels._select import DefaultCase as DefaultCase
+from .channels._select import EventCase as EventCase
+from .channels._select import FutureCase as FutureCase
+from .channels._select import TimeoutCase as TimeoutCase
+from .channels._select import default_case as default_case
+from .channels._select import event_case as event_case
+from .channels._select import future_case as future_case
+from .channels._select import select as select
+from .channels._select import timeout_case as timeout_case
 from .channels._threads import ThreadLimiter as ThreadLimiter
 from .channels._threads import ThreadLimiterStatistics as ThreadLimiterStatistics
 from .channels._threads import default_thread_limiter as default_thread_limiter
@@ -65,10 +84,15 @@ __all__ = (
     "CancelSource",
     "CancelToken",
     "CancelTokenStatistics",
+    "Channel",
+    "ChannelStatistics",
     "CorralError",
+    "DefaultCase",
     "ErrGroup",
     "ErrGroupStatistics",
+    "EventCase",
     "Fulfilled",
+    "FutureCase",
     "Instrument",
     "Once",
     "OnceStatistics",
@@ -76,14 +100,21 @@ __all__ = (
     "Promise",
     "PromiseState",
     "PromiseStatistics",
+    "ReceiveCase",
+    "ReceiveEnd",
     "Rejected",
     "Resolvers",
+    "SelectCase",
+    "Selected",
+    "SendCase",
+    "SendEnd",
     "TaskGroup",
     "TaskGroupStatistics",
     "TaskHandle",
     "TaskStatus",
     "ThreadLimiter",
     "ThreadLimiterStatistics",
+    "TimeoutCase",
     "WaitGroup",
     "WaitGroupStatistics",
     "__version__",
@@ -92,15 +123,22 @@ __all__ = (
     "all_settled",
     "any",
     "current_effective_deadline",
+    "default_case",
     "default_thread_limiter",
+    "event_case",
     "fail_after",
     "fail_at",
     "fault_point",
     "from_thread",
+    "future_case",
     "move_on_after",
     "move_on_at",
     "race",
+    "receive_case",
+    "select",
+    "send_case",
     "set_unhandled_rejection_handler",
     "start_blocking_portal",
+    "timeout_case",
     "to_thread",
 )
