@@ -23,6 +23,7 @@ from ._sim import Simulation as Simulation
 from ._sim import SimulationStatistics as SimulationStatistics
 from ._sim import simulate as simulate
 from ._sim_faults import FaultRule as FaultRule
+from ._sim_hypothesis import schedules as schedules
 from ._sim_schedule import ChoiceSource as ChoiceSource
 from ._sim_schedule import Schedule as Schedule
 from ._sim_schedule import SeededChoices as SeededChoices
@@ -41,6 +42,7 @@ __all__ = (
     "VirtualClockLoop",
     "require_service",
     "run",
+    "schedules",
     "service_url",
     "simulate",
     "wait_all_tasks_blocked",

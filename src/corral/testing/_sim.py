@@ -268,6 +268,7 @@ class Simulation:
         uninstall, self._uninstall = self._uninstall, None
         if uninstall is not None:
             uninstall()
+        self._source.finished(self.schedule)
         if self._broken is not None:
             raise self._broken
 

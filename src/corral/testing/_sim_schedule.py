@@ -33,6 +33,13 @@ class ChoiceSource(ABC):
     def pick(self, options: int) -> int:
         """Choose one of ``options`` (at least 2) possibilities: an int in ``[0, options)``."""
 
+    def finished(self, schedule: Schedule) -> None:  # noqa: B027 - an optional hook
+        """Called once the simulation's loop closed, with every choice it made.
+
+        Does nothing by default; the hypothesis source reports the schedule with the
+        failing example.
+        """
+
 
 class SeededChoices(ChoiceSource):
     """Choices drawn from :class:`random.Random` seeded with ``seed``: reproducible.
