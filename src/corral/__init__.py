@@ -36,6 +36,8 @@ from ._core._taskgroup import TaskStatus as TaskStatus
 from ._core._token import CancelToken as CancelToken
 from ._core._token import CancelTokenStatistics as CancelTokenStatistics
 from ._version import __version__ as __version__
+from .channels._bridge import BridgeChannel as BridgeChannel
+from .channels._bridge import BridgeChannelStatistics as BridgeChannelStatistics
 from .channels._cases import SelectCase as SelectCase
 from .channels._cases import Selected as Selected
 from .channels._channel import Channel as Channel
@@ -78,6 +80,8 @@ __all__ = (
     "AggregateError",
     "BlockingPortal",
     "BlockingPortalStatistics",
+    "BridgeChannel",
+    "BridgeChannelStatistics",
     "CancelReason",
     "CancelScope",
     "CancelScopeStatistics",

@@ -166,11 +166,13 @@ def test_discover_finds_every_workload_and_rejects_unknown_names() -> None:
     names = [workload.name for workload in _harness.discover()]
     assert sorted(names) == [
         "all",
+        "bridge",
         "import",
         "promise-await",
         "promise-chain",
         "taskgroup",
         "timeout",
+        "to_thread",
     ]
     assert [w.name for w in _harness.discover(["timeout", "all"])] == ["timeout", "all"]
     with pytest.raises(InvalidArgumentError, match="unknown workload\\(s\\) bogus; known:"):
@@ -188,6 +190,9 @@ def test_every_declared_release_floor_is_present() -> None:
         "corral move_on_after <= 1.5x asyncio.timeout",
         "corral move_on_after >= 1.5x faster than anyio move_on_after",
         "import corral <= import asyncio + 30 ms",
+        "corral BridgeChannel >= 1.2x faster than culsans Queue",
+        "corral to_thread <= 1.2x asyncio.to_thread",
+        "corral to_thread >= 1.2x faster than anyio to_thread.run_sync",
     }
 
 
