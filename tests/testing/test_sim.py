@@ -16,6 +16,7 @@ from corral.testing import (
     Simulation,
     VirtualClock,
     simulate,
+    wait_all_tasks_blocked,
 )
 from corral.testing._sim_loop import JITTER_STEPS, SimulationLoop
 
@@ -320,3 +321,30 @@ def test_eager_tasks_are_simulated_too() -> None:
         return await interleaving()
 
     assert len({simulate(main, seed=seed) for seed in range(10)}) > 2
+
+
+def test_wait_all_tasks_blocked_sees_quiescence_under_every_schedule() -> None:
+    async def main() -> list[str]:
+        progress: list[str] = []
+        gate = asyncio.Event()
+
+        async def worker(name: str, steps: int) -> None:
+            for step in range(steps):
+                progress.append(f"{name}{step}")
+                await asyncio.sleep(0)
+            await gate.wait()
+
+        async with asyncio.TaskGroup() as group:
+            for name, steps in (("a", 3), ("b", 1), ("c", 4)):
+                group.create_task(worker(name, steps))
+            await wait_all_tasks_blocked()
+            seen = list(progress)
+            gate.set()
+        return seen
+
+    orders = set()
+    for seed in range(15):
+        seen = simulate(main, seed=seed)
+        assert sorted(seen) == ["a0", "a1", "a2", "b0", "c0", "c1", "c2", "c3"]
+        orders.add(tuple(seen))
+    assert len(orders) > 1

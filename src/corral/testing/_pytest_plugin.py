@@ -22,6 +22,12 @@ Async fixtures:
     stay open across the ``yield``. Async fixtures must be function-scoped, since every
     test has a loop of its own.
 
+Simulated tests:
+    A test that requests the ``simulation`` fixture runs on corral's simulation loop
+    once per seed (ids ``sim-0``, ``sim-1``, ...), each run reordering ready tasks as
+    its seed decides; ``@pytest.mark.simulation(seeds=..., jitter=..., faults=[...])``
+    sets the seeds, timer jitter and fault rules.
+
 Service tests:
     With the ini option ``corral_check_services = true``, a test marked ``postgres``,
     ``redis`` or ``nats`` is skipped when that service does not accept connections at
@@ -32,6 +38,7 @@ Service tests:
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import inspect
 import sys
@@ -43,6 +50,8 @@ import pytest
 from ._clock import VirtualClock
 from ._loop import VirtualClockLoop
 from ._services import SERVICES, service_address, skip_or_fail, unreachable
+from ._sim import Simulation
+from ._sim_faults import FaultRule
 
 __all__ = ()
 
@@ -52,6 +61,9 @@ _REAL_KINDS = ("asyncio", "uvloop", "eager")
 _VIRTUAL_KINDS = ("virtual", "virtual-eager")
 
 _RUNNER = "_corral_runner"
+#: Loop ids of simulated tests: the prefix and the seed.
+_SIM_PREFIX = "sim-"
+_DEFAULT_SEEDS = 10
 #: Markers of other async test plugins; auto mode leaves the tests they claim alone.
 _OTHER_RUNNERS = ("anyio", "asyncio", "trio")
 _MODES = ("strict", "auto")
@@ -88,6 +100,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "corral_loops(*kinds): run this async test only on the given loop kinds, "
         f"among {', '.join(LOOP_KINDS)}",
+    )
+    config.addinivalue_line(
+        "markers",
+        "simulation(seeds=10, jitter=0.0, faults=[]): for an async test that requests the "
+        "simulation fixture: the seeds to run it under, timer jitter and fault rules",
     )
     config.stash[_unreachable_key] = {}
 
@@ -134,6 +151,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _loop_params(metafunc: pytest.Metafunc) -> list[Any]:
     virtual = "virtual_clock" in metafunc.fixturenames
     marker = metafunc.definition.get_closest_marker("corral_loops")
+    if "simulation" in metafunc.fixturenames:
+        if marker is not None:
+            pytest.fail(
+                f"{metafunc.definition.nodeid}: a test that requests simulation runs on the "
+                "simulation loop once per seed; it cannot also take corral_loops()",
+                pytrace=False,
+            )
+        seeds = _simulation_options(metafunc.definition)[0]
+        return [pytest.param(f"{_SIM_PREFIX}{seed}", id=f"{_SIM_PREFIX}{seed}") for seed in seeds]
     if marker is None:
         kinds = _VIRTUAL_KINDS if virtual else _REAL_KINDS
         return [pytest.param(kind, id=kind) for kind in kinds if unavailable(kind) is None]
@@ -193,13 +219,69 @@ def virtual_clock() -> VirtualClock:
 
 
 @pytest.fixture
+def simulation(corral_loop: str, request: pytest.FixtureRequest) -> Simulation:
+    """The :class:`~corral.testing.Simulation` the async test runs in.
+
+    Requesting it runs the test on corral's simulation loop, once per seed: by default
+    seeds ``0`` to ``9`` (test ids ``sim-0`` ... ``sim-9``). Mark the test
+    ``@pytest.mark.simulation(seeds=range(100), jitter=0.01, faults=[...])`` to choose
+    the seeds, timer jitter and :class:`~corral.testing.FaultRule` s. The fixture gives
+    the recorded :attr:`~corral.testing.Simulation.schedule` and ``statistics()``; a
+    test that also requests ``virtual_clock`` gets the simulation's clock.
+    """
+    if not corral_loop.startswith(_SIM_PREFIX):
+        pytest.fail(
+            f"{request.node.nodeid} requested simulation outside a simulated async test",
+            pytrace=False,
+        )
+    _, jitter, faults = _simulation_options(request.node)
+    clock = (
+        request.getfixturevalue("virtual_clock")
+        if ("virtual_clock" in request.fixturenames)
+        else None
+    )
+    seed = int(corral_loop.removeprefix(_SIM_PREFIX))
+    return Simulation(seed=seed, jitter=jitter, faults=faults, clock=clock)
+
+
+def _simulation_options(node: pytest.Item) -> tuple[list[int], float, list[FaultRule]]:
+    marker = node.get_closest_marker("simulation")
+    options: dict[str, Any] = {} if marker is None else dict(marker.kwargs)
+    if marker is not None and marker.args:
+        pytest.fail(
+            f"{node.nodeid}: simulation() takes keyword arguments only (seeds=, jitter=, faults=)",
+            pytrace=False,
+        )
+    unknown = set(options) - {"seeds", "jitter", "faults"}
+    if unknown:
+        pytest.fail(
+            f"{node.nodeid}: simulation() got unknown options {sorted(unknown)}; "
+            "it takes seeds=, jitter= and faults=",
+            pytrace=False,
+        )
+    seeds = options.get("seeds", range(_DEFAULT_SEEDS))
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = range(seeds)
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+        pytest.fail(
+            f"{node.nodeid}: simulation(seeds=...) must be a count or a non-empty list of "
+            f"ints, got {options.get('seeds')!r}",
+            pytrace=False,
+        )
+    return seeds, options.get("jitter", 0.0), list(options.get("faults", ()))
+
+
+@pytest.fixture
 def _corral_runner(corral_loop: str, request: pytest.FixtureRequest) -> Iterator[asyncio.Runner]:
     """The asyncio runner that runs the test and its async fixtures on one loop."""
-    if corral_loop in _VIRTUAL_KINDS:
+    factory: Callable[[], asyncio.AbstractEventLoop]
+    if corral_loop.startswith(_SIM_PREFIX):
+        sim: Simulation = request.getfixturevalue("simulation")
+        factory = sim.new_loop
+    elif corral_loop in _VIRTUAL_KINDS:
         clock: VirtualClock = request.getfixturevalue("virtual_clock")
-
-        def factory() -> asyncio.AbstractEventLoop:
-            return VirtualClockLoop(clock)
+        factory = functools.partial(VirtualClockLoop, clock)
     elif corral_loop == "uvloop":
         import uvloop
 
