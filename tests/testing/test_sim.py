@@ -348,3 +348,30 @@ def test_wait_all_tasks_blocked_sees_quiescence_under_every_schedule() -> None:
         assert sorted(seen) == ["a0", "a1", "a2", "b0", "c0", "c1", "c2", "c3"]
         orders.add(tuple(seen))
     assert len(orders) > 1
+
+
+def test_a_source_that_stops_the_run_lets_every_task_finish_first() -> None:
+    class Stop(BaseException):
+        pass
+
+    class StopsAtSecond(ChoiceSource):
+        def __init__(self) -> None:
+            self.asked = 0
+
+        def pick(self, options: int) -> int:
+            self.asked += 1
+            if self.asked == 2:
+                raise Stop
+            return 0
+
+    finished: list[str] = []
+
+    async def main() -> None:
+        await interleaving()
+        finished.append("main")
+
+    source = StopsAtSecond()
+    with pytest.raises(Stop):
+        simulate(main, schedule=source)
+    assert finished == ["main"]
+    assert source.asked == 2

@@ -141,7 +141,7 @@ class Simulation:
         self._faults = FaultCounters()
         self._uninstall: Callable[[], None] | None = None
         self._state = "ready"
-        self._broken: UsageError | None = None
+        self._broken: BaseException | None = None
 
     @property
     def schedule(self) -> Schedule:
@@ -152,7 +152,8 @@ class Simulation:
         """Create the simulation's event loop (once), e.g. as an ``asyncio.Runner`` factory.
 
         Closing the loop raises :class:`~corral.errors.UsageError` if a replayed
-        schedule diverged from the run (the run itself went on with plain choices).
+        schedule diverged from the run, or whatever else the schedule's source raised
+        (the run itself went on with plain choices).
 
         Raises:
             UsageError: this simulation already made its loop.
@@ -245,13 +246,13 @@ class Simulation:
     # -- used by the loop ------------------------------------------------------------------
 
     def _decide(self, options: int) -> int:
-        # A bad source does not stop the loop mid-batch (tasks would be lost): the run
-        # goes on with plain choices and closing the loop reports the first problem.
+        # A source that fails does not stop the loop mid-batch (tasks would be lost):
+        # the run goes on with plain choices and closing the loop raises the error.
         if self._broken is not None:
             return 0
         try:
             picked = self._source.pick(options)
-        except UsageError as error:
+        except BaseException as error:  # a diverged replay, hypothesis ending the example
             self._broken = error
             return 0
         if not isinstance(picked, int) or not 0 <= picked < options:
