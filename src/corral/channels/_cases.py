@@ -22,11 +22,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ("Registration", "SelectCase", "Selected")
+__all__ = ("Registration", "SelectCase", "Selected", "selected")
 
 
-class Selected:
+class Selected(tuple[int, "SelectCase", Any, bool]):
     """Which case of a :func:`corral.select` fired, and what it produced.
+
+    A record (an immutable tuple ``(index, case, value, closed)``; a tuple so that
+    building one costs next to nothing on the select fast path).
 
     Attributes:
         index: the position of the case among the arguments of ``select``.
@@ -43,30 +46,43 @@ class Selected:
             case Selected(case=TimeoutCase()): ...
     """
 
-    __slots__ = ("case", "closed", "index", "value")
+    __slots__ = ()
     __match_args__ = ("index", "value")
 
-    def __init__(self, index: int, case: SelectCase, value: Any, closed: bool = False) -> None:
-        self.index = index
-        self.case = case
-        self.value = value
-        self.closed = closed
+    def __new__(cls, index: int, case: SelectCase, value: Any, closed: bool = False) -> Selected:
+        return _new_record(cls, (index, case, value, closed))  # type: ignore[no-any-return]
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Selected):
-            return NotImplemented
-        return (self.index, self.case, self.value, self.closed) == (
-            other.index,
-            other.case,
-            other.value,
-            other.closed,
-        )
+    @property
+    def index(self) -> int:  # type: ignore[override]
+        """The position of the case that fired."""
+        return self[0]
 
-    __hash__ = None  # type: ignore[assignment]
+    @property
+    def case(self) -> SelectCase:
+        """The case that fired."""
+        return self[1]
+
+    @property
+    def value(self) -> Any:
+        """What the case produced (``None`` for sends, timeouts, events, default)."""
+        return self[2]
+
+    @property
+    def closed(self) -> bool:
+        """Whether a receive case fired because its channel ended."""
+        return self[3]
 
     def __repr__(self) -> str:
-        closed = ", closed=True" if self.closed else ""
-        return f"Selected(index={self.index}, case={self.case!r}, value={self.value!r}{closed})"
+        closed = ", closed=True" if self[3] else ""
+        return f"Selected(index={self[0]}, case={self[1]!r}, value={self[2]!r}{closed})"
+
+
+_new_record: Any = tuple.__new__
+
+
+def selected(index: int, case: SelectCase, value: Any, closed: bool = False) -> Selected:
+    """Build a :class:`Selected` without the keyword-friendly ``__new__`` (hot path)."""
+    return _new_record(Selected, (index, case, value, closed))  # type: ignore[no-any-return]
 
 
 class Registration:
@@ -114,7 +130,7 @@ class SelectCase:
         raise NotImplementedError
 
     def _resolve(self, index: int, raw: Any) -> Selected:
-        return Selected(index, self, raw)
+        return selected(index, self, raw)
 
     def _undo(self, raw: Any) -> bool:
         """The select was cancelled after this case fired with ``raw``: take back what

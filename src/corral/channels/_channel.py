@@ -38,7 +38,7 @@ from ..errors import (
     InvalidArgumentError,
     WouldBlock,
 )
-from ._cases import Registration, SelectCase, Selected
+from ._cases import Registration, SelectCase, Selected, selected
 
 __all__ = (
     "Channel",
@@ -837,7 +837,9 @@ class ReceiveCase(SelectCase, Generic[T]):
         end = self.end
         if end is not None and end._closed:
             raise ClosedResourceError("select on a closed receive end")
-        return channel._receive_ready()
+        if channel._buffer or not channel._open:
+            return True
+        return bool(channel._senders) and channel._receive_ready()
 
     def _commit(self, index: int) -> Selected:
         channel = self.channel
@@ -846,8 +848,8 @@ class ReceiveCase(SelectCase, Generic[T]):
         if item is _EMPTY:
             if channel._broken:
                 channel._raise_for(_BROKEN, sending=False)
-            return Selected(index, self, None, True)
-        return Selected(index, self, item)
+            return selected(index, self, None, True)
+        return selected(index, self, item)
 
     def _register(self, waiter: asyncio.Future[tuple[int, Any]], index: int) -> object:
         channel = self.channel
@@ -864,11 +866,11 @@ class ReceiveCase(SelectCase, Generic[T]):
 
     def _resolve(self, index: int, raw: Any) -> Selected:
         if raw is _CLOSED:
-            return Selected(index, self, None, True)
+            return selected(index, self, None, True)
         if type(raw) is _Signal:
             assert self.channel is not None
             self.channel._raise_for(raw, sending=False)
-        return Selected(index, self, raw)
+        return selected(index, self, raw)
 
     def _undo(self, raw: Any) -> bool:
         if type(raw) is not _Signal:
@@ -909,7 +911,7 @@ class SendCase(SelectCase, Generic[T]):
         assert channel is not None
         if not channel._try_send(self.item):
             raise channel._send_failure()
-        return Selected(index, self, None)
+        return selected(index, self, None)
 
     def _register(self, waiter: asyncio.Future[tuple[int, Any]], index: int) -> object:
         channel = self.channel
@@ -928,7 +930,7 @@ class SendCase(SelectCase, Generic[T]):
         if raw is not None:
             assert self.channel is not None
             self.channel._raise_for(raw, sending=True)
-        return Selected(index, self, None)
+        return selected(index, self, None)
 
     def _undo(self, raw: Any) -> bool:
         return raw is None  # a receiver took the item: the send happened

@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from .._core._hooks import INSTRUMENTS
 from .._core._promise import Promise
 from .._core._scope import current_task
 from .._core._time import Seconds, seconds_arg
 from ..errors import ArgumentTypeError, InvalidArgumentError
-from ._cases import SelectCase, Selected
-from ._channel import _defer_cancellation
+from ._cases import SelectCase, Selected, selected
+from ._channel import ReceiveCase, _defer_cancellation
 
 __all__ = (
     "DefaultCase",
@@ -79,7 +79,7 @@ class TimeoutCase(SelectCase):
         return self.delay <= 0
 
     def _commit(self, index: int) -> Selected:
-        return Selected(index, self, None)
+        return selected(index, self, None)
 
     def _register(self, waiter: asyncio.Future[tuple[int, Any]], index: int) -> object:
         return waiter.get_loop().call_later(self.delay, _fire, waiter, index, None)
@@ -124,7 +124,7 @@ class FutureCase(SelectCase):
         return self.future.done()
 
     def _commit(self, index: int) -> Selected:
-        return Selected(index, self, self.future.result())
+        return selected(index, self, self.future.result())
 
     def _register(self, waiter: asyncio.Future[tuple[int, Any]], index: int) -> object:
         future = self.future
@@ -145,7 +145,7 @@ class FutureCase(SelectCase):
             watched.cancel()  # the promise's private mirror: let the promise forget it
 
     def _resolve(self, index: int, raw: Any) -> Selected:
-        return Selected(index, self, self.future.result())
+        return selected(index, self, self.future.result())
 
     def __repr__(self) -> str:
         return f"<FutureCase {self.future!r}>"
@@ -182,7 +182,7 @@ class EventCase(SelectCase):
         return self.event.is_set()
 
     def _commit(self, index: int) -> Selected:
-        return Selected(index, self, None)
+        return selected(index, self, None)
 
     def _register(self, waiter: asyncio.Future[tuple[int, Any]], index: int) -> object:
         watcher = waiter.get_loop().create_task(self.event.wait())
@@ -269,10 +269,22 @@ async def select(*cases: SelectCase, biased: bool = False) -> Selected:
     ready_index = -1
     default = -1
     count = 0
-    for index, case in enumerate(cases):
-        if not isinstance(cast(object, case), SelectCase):
-            _check(cases)
-        if case._ready():
+    checked: tuple[object, ...] = cases  # arguments are checked, whatever the annotation says
+    for index, case in enumerate(checked):
+        if type(case) is ReceiveCase and case.end is None and case.channel is not None:
+            # the commonest case, checked inline: a receive straight from a channel
+            channel = case.channel
+            ready = (
+                bool(channel._buffer)
+                or not channel._open
+                or (bool(channel._senders) and channel._receive_ready())
+            )
+        elif isinstance(case, SelectCase):
+            ready = case._ready()
+        else:
+            _check(checked)
+            continue  # not reached: _check raised
+        if ready:
             count += 1
             # the first ready case when biased; else reservoir sampling, a uniform choice
             if count == 1 or (not biased and _random() * count < 1):
@@ -284,7 +296,7 @@ async def select(*cases: SelectCase, biased: bool = False) -> Selected:
     if ready_index >= 0:
         return cases[ready_index]._commit(ready_index)
     if default >= 0:
-        return Selected(default, cases[default], None)
+        return selected(default, cases[default], None)
     return await _wait(cases)
 
 
