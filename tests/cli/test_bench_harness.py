@@ -167,9 +167,12 @@ def test_discover_finds_every_workload_and_rejects_unknown_names() -> None:
     assert sorted(names) == [
         "all",
         "bridge",
+        "channel",
         "import",
+        "pingpong",
         "promise-await",
         "promise-chain",
+        "select",
         "taskgroup",
         "timeout",
         "to_thread",
@@ -193,6 +196,12 @@ def test_every_declared_release_floor_is_present() -> None:
         "corral BridgeChannel >= 1.2x faster than culsans Queue",
         "corral to_thread <= 1.2x asyncio.to_thread",
         "corral to_thread >= 1.2x faster than anyio to_thread.run_sync",
+        "corral Channel(128) >= 1.3x faster than asyncio.Queue(128)",
+        "corral Channel(128) >= 3x faster than anyio memory stream(128)",
+        "corral Channel(128) >= 3x faster than trio memory channel(128)",
+        "corral Channel(0) pair <= 1x asyncio.Queue(1) pair",
+        "corral Channel(0) pair >= 2x faster than anyio stream(0) pair",
+        "corral select, 4 channels <= 3x corral receive",
     }
 
 
