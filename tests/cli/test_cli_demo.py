@@ -27,6 +27,9 @@ SECTION_KEYS = [
     "structured-concurrency",
     "virtual-time",
     "go-helpers",
+    "channels",
+    "threads",
+    "simulation",
 ]
 
 
