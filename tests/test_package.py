@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import corral
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Optional dependencies that ``import corral`` must not pull in.
@@ -54,6 +56,22 @@ def test_the_probe_would_notice_an_optional_dependency() -> None:
         python("import corral.cli, sys, json; print(json.dumps(list(sys.modules)))")
     )
     assert {"typer", "rich"} <= {name.split(".")[0] for name in loaded}
+
+
+def test_the_runtime_layer_loads_on_first_use() -> None:
+    probe = (
+        "import corral, sys; "
+        "before = 'corral.channels._channel' in sys.modules; "
+        "from corral import Channel; "
+        "print(before, 'corral.channels._channel' in sys.modules, "
+        "Channel is corral.Channel, 'Channel' in dir(corral))"
+    )
+    assert python(probe).split() == ["False", "True", "True", "True"]
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'Chanel'"):
+        corral.Chanel  # noqa: B018
 
 
 def import_overhead_seconds(runs: int = 5) -> float:

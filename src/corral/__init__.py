@@ -1,7 +1,15 @@
 """corral: asynchronous programming end to end, on asyncio.
 
 The everyday API lives here; see the guide at ``docs/`` for each topic.
+
+The core (promises, combinators, task groups, cancellation) is imported with
+``corral``; each further layer (the runtime: channels, select, thread bridges) is
+imported the first time one of its names is used, so ``import corral`` stays light as
+corral grows. ``from corral import Channel`` and ``corral.Channel`` work as usual.
 """
+
+import importlib
+import typing
 
 from ._core._combinators import all as all
 from ._core._combinators import all_keyed as all_keyed
@@ -36,43 +44,98 @@ from ._core._taskgroup import TaskStatus as TaskStatus
 from ._core._token import CancelToken as CancelToken
 from ._core._token import CancelTokenStatistics as CancelTokenStatistics
 from ._version import __version__ as __version__
-from .channels._bridge import BridgeChannel as BridgeChannel
-from .channels._bridge import BridgeChannelStatistics as BridgeChannelStatistics
-from .channels._cases import SelectCase as SelectCase
-from .channels._cases import Selected as Selected
-from .channels._channel import Channel as Channel
-from .channels._channel import ChannelStatistics as ChannelStatistics
-from .channels._channel import ReceiveCase as ReceiveCase
-from .channels._channel import ReceiveEnd as ReceiveEnd
-from .channels._channel import SendCase as SendCase
-from .channels._channel import SendEnd as SendEnd
-from .channels._channel import receive_case as receive_case
-from .channels._channel import send_case as send_case
-from .channels._errgroup import ErrGroup as ErrGroup
-from .channels._errgroup import ErrGroupStatistics as ErrGroupStatistics
-from .channels._once import Once as Once
-from .channels._once import OnceStatistics as OnceStatistics
-from .channels._portal import BlockingPortal as BlockingPortal
-from .channels._portal import BlockingPortalStatistics as BlockingPortalStatistics
-from .channels._portal import start_blocking_portal as start_blocking_portal
-from .channels._select import DefaultCase as DefaultCase
-from .channels._select import EventCase as EventCase
-from .channels._select import FutureCase as FutureCase
-from .channels._select import TimeoutCase as TimeoutCase
-from .channels._select import default_case as default_case
-from .channels._select import event_case as event_case
-from .channels._select import future_case as future_case
-from .channels._select import select as select
-from .channels._select import timeout_case as timeout_case
-from .channels._threads import ThreadLimiter as ThreadLimiter
-from .channels._threads import ThreadLimiterStatistics as ThreadLimiterStatistics
-from .channels._threads import default_thread_limiter as default_thread_limiter
-from .channels._threads import from_thread as from_thread
-from .channels._threads import to_thread as to_thread
-from .channels._waitgroup import WaitGroup as WaitGroup
-from .channels._waitgroup import WaitGroupStatistics as WaitGroupStatistics
 from .errors import AggregateError as AggregateError
 from .errors import CorralError as CorralError
+
+if typing.TYPE_CHECKING:
+    from .channels._bridge import BridgeChannel as BridgeChannel
+    from .channels._bridge import BridgeChannelStatistics as BridgeChannelStatistics
+    from .channels._cases import SelectCase as SelectCase
+    from .channels._cases import Selected as Selected
+    from .channels._channel import Channel as Channel
+    from .channels._channel import ChannelStatistics as ChannelStatistics
+    from .channels._channel import ReceiveCase as ReceiveCase
+    from .channels._channel import ReceiveEnd as ReceiveEnd
+    from .channels._channel import SendCase as SendCase
+    from .channels._channel import SendEnd as SendEnd
+    from .channels._channel import receive_case as receive_case
+    from .channels._channel import send_case as send_case
+    from .channels._errgroup import ErrGroup as ErrGroup
+    from .channels._errgroup import ErrGroupStatistics as ErrGroupStatistics
+    from .channels._once import Once as Once
+    from .channels._once import OnceStatistics as OnceStatistics
+    from .channels._portal import BlockingPortal as BlockingPortal
+    from .channels._portal import BlockingPortalStatistics as BlockingPortalStatistics
+    from .channels._portal import start_blocking_portal as start_blocking_portal
+    from .channels._select import DefaultCase as DefaultCase
+    from .channels._select import EventCase as EventCase
+    from .channels._select import FutureCase as FutureCase
+    from .channels._select import TimeoutCase as TimeoutCase
+    from .channels._select import default_case as default_case
+    from .channels._select import event_case as event_case
+    from .channels._select import future_case as future_case
+    from .channels._select import select as select
+    from .channels._select import timeout_case as timeout_case
+    from .channels._threads import ThreadLimiter as ThreadLimiter
+    from .channels._threads import ThreadLimiterStatistics as ThreadLimiterStatistics
+    from .channels._threads import default_thread_limiter as default_thread_limiter
+    from .channels._threads import from_thread as from_thread
+    from .channels._threads import to_thread as to_thread
+    from .channels._waitgroup import WaitGroup as WaitGroup
+    from .channels._waitgroup import WaitGroupStatistics as WaitGroupStatistics
+
+# name -> the module that defines it, imported on first use (PEP 562)
+_LAZY: dict[str, str] = {
+    "BlockingPortal": "corral.channels._portal",
+    "BlockingPortalStatistics": "corral.channels._portal",
+    "BridgeChannel": "corral.channels._bridge",
+    "BridgeChannelStatistics": "corral.channels._bridge",
+    "Channel": "corral.channels._channel",
+    "ChannelStatistics": "corral.channels._channel",
+    "DefaultCase": "corral.channels._select",
+    "ErrGroup": "corral.channels._errgroup",
+    "ErrGroupStatistics": "corral.channels._errgroup",
+    "EventCase": "corral.channels._select",
+    "FutureCase": "corral.channels._select",
+    "Once": "corral.channels._once",
+    "OnceStatistics": "corral.channels._once",
+    "ReceiveCase": "corral.channels._channel",
+    "ReceiveEnd": "corral.channels._channel",
+    "SelectCase": "corral.channels._cases",
+    "Selected": "corral.channels._cases",
+    "SendCase": "corral.channels._channel",
+    "SendEnd": "corral.channels._channel",
+    "ThreadLimiter": "corral.channels._threads",
+    "ThreadLimiterStatistics": "corral.channels._threads",
+    "TimeoutCase": "corral.channels._select",
+    "WaitGroup": "corral.channels._waitgroup",
+    "WaitGroupStatistics": "corral.channels._waitgroup",
+    "default_case": "corral.channels._select",
+    "default_thread_limiter": "corral.channels._threads",
+    "event_case": "corral.channels._select",
+    "from_thread": "corral.channels._threads",
+    "future_case": "corral.channels._select",
+    "receive_case": "corral.channels._channel",
+    "select": "corral.channels._select",
+    "send_case": "corral.channels._channel",
+    "start_blocking_portal": "corral.channels._portal",
+    "timeout_case": "corral.channels._select",
+    "to_thread": "corral.channels._threads",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'corral' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = (
     "INSTRUMENTS",
