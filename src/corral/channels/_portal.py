@@ -298,20 +298,27 @@ class BlockingPortal:
         future: concurrent.futures.Future[Any],
         finished: threading.Event | None,
     ) -> None:
+        outcome: tuple[bool, Any] | None = None  # (succeeded, value); None: cancelled
         try:
             result = fn(*args)
             if inspect.isawaitable(result):
                 result = await result
+            outcome = (True, result)
         except asyncio.CancelledError:
-            future.cancel()
             raise
         except BaseException as exc:
-            if future.set_running_or_notify_cancel():
-                future.set_exception(exc)
-        else:
-            if future.set_running_or_notify_cancel():
-                future.set_result(result)
+            outcome = (False, exc)
         finally:
+            # Leave the running set before anyone hears the outcome, so a caller that
+            # returns from call() never sees its own task still counted as running.
+            self._tasks.discard(asyncio.current_task())
+            if outcome is None:
+                future.cancel()
+            elif future.set_running_or_notify_cancel():
+                if outcome[0]:
+                    future.set_result(outcome[1])
+                else:
+                    future.set_exception(outcome[1])
             if finished is not None:
                 finished.set()
 
