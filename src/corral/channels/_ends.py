@@ -31,7 +31,54 @@ from ._channel_cases import ReceiveCase, SendCase
 __all__ = ("ReceiveEnd", "SendEnd")
 
 
-class SendEnd(Generic[T]):
+class _End(Generic[T]):
+    """What both ends share: closing as a (sync or async) context manager, state, repr."""
+
+    __slots__ = ("_channel", "_closed")
+
+    _channel: Channel[T]
+    _closed: bool
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """Whether this end is closed."""
+        return self._closed
+
+    def statistics(self) -> ChannelStatistics:
+        """The channel's statistics."""
+        return self._channel.statistics()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<{type(self).__name__} {state} of channel: {_describe(self._channel)}>"
+
+
+class SendEnd(_End[T]):
     """The sending side of a :class:`Channel`, counted: close it when done sending.
 
     Get one from :meth:`Channel.split` or :meth:`Channel.send_end`; :meth:`clone` it for
@@ -42,7 +89,7 @@ class SendEnd(Generic[T]):
     Cancellation: as :meth:`Channel.send`.
     """
 
-    __slots__ = ("_channel", "_closed")
+    __slots__ = ()
 
     def __init__(self, channel: Channel[T]) -> None:
         self._channel = channel
@@ -104,41 +151,6 @@ class SendEnd(Generic[T]):
         if channel._send_ends == 0:
             channel.close()
 
-    @property
-    def closed(self) -> bool:
-        """Whether this end is closed."""
-        return self._closed
-
-    def statistics(self) -> ChannelStatistics:
-        """The channel's statistics."""
-        return self._channel.statistics()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<SendEnd {state} of channel: {_describe(self._channel)}>"
-
     if not TYPE_CHECKING:
 
         def __getattr__(self, name: str) -> NoReturn:
@@ -155,7 +167,7 @@ class SendEnd(Generic[T]):
             )
 
 
-class ReceiveEnd(Generic[T]):
+class ReceiveEnd(_End[T]):
     """The receiving side of a :class:`Channel`, counted: close it when done receiving.
 
     Get one from :meth:`Channel.split` or :meth:`Channel.receive_end`; :meth:`clone` it
@@ -166,7 +178,7 @@ class ReceiveEnd(Generic[T]):
     Cancellation: as :meth:`Channel.receive`.
     """
 
-    __slots__ = ("_channel", "_closed")
+    __slots__ = ()
 
     def __init__(self, channel: Channel[T]) -> None:
         self._channel = channel
@@ -229,15 +241,6 @@ class ReceiveEnd(Generic[T]):
         if channel._receive_ends == 0:
             channel._break()
 
-    @property
-    def closed(self) -> bool:
-        """Whether this end is closed."""
-        return self._closed
-
-    def statistics(self) -> ChannelStatistics:
-        """The channel's statistics."""
-        return self._channel.statistics()
-
     def __aiter__(self) -> Self:
         return self
 
@@ -246,32 +249,6 @@ class ReceiveEnd(Generic[T]):
             return await self.receive()
         except EndOfChannel:
             raise StopAsyncIteration from None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<ReceiveEnd {state} of channel: {_describe(self._channel)}>"
 
     if not TYPE_CHECKING:
 
