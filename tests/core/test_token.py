@@ -243,3 +243,38 @@ async def test_statistics_and_repr() -> None:
     token.cancel("bye")
     assert repr(token) == "<CancelToken cancelled (explicit: bye), 0 callbacks>"
     assert token.statistics().reason is not None
+
+
+async def test_deadline_argument_and_cancel_at(virtual_clock: VirtualClock) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    token = CancelToken(deadline=start + 4)
+    assert token.deadline == start + 4
+    token.cancel_at(start + 9)  # later: ignored, deadlines only move earlier
+    assert token.deadline == start + 4
+    await token.wait()
+    assert loop.time() - start == pytest.approx(4)
+    assert token.reason is not None
+    assert token.reason.source is CancelSource.DEADLINE
+
+
+async def test_cancel_at_refuses_bad_deadlines() -> None:
+    with pytest.raises(InvalidArgumentError, match="NaN"):
+        CancelToken().cancel_at(float("nan"))
+    with pytest.raises(ArgumentTypeError, match="deadline"):
+        CancelToken().cancel_at("soon")  # type: ignore[arg-type]
+
+
+def test_cancel_at_needs_a_running_loop() -> None:
+    with pytest.raises(UsageError, match="running loop"):
+        CancelToken(deadline=5.0)
+
+
+def test_cancel_keeps_a_forwarded_source() -> None:
+    token = CancelToken()
+    token.cancel("caller's deadline", source=CancelSource.DEADLINE)
+    assert token.reason is not None
+    assert token.reason.source is CancelSource.DEADLINE
+    assert token.reason.reason == "caller's deadline"
+    with pytest.raises(ArgumentTypeError, match="CancelSource"):
+        CancelToken().cancel(source="deadline")  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import corral
 from corral._core._hooks import INSTRUMENTS
 from corral.testing import VirtualClock, VirtualClockLoop, run, wait_all_tasks_blocked
 
@@ -291,3 +292,22 @@ def test_executor_threads_are_joined_without_a_clock_jump() -> None:
 
     assert run(main, clock=clock) == "5"
     assert clock.statistics().jumps == 0
+
+
+async def test_hold_clock_lets_outside_work_beat_a_virtual_timer(
+    virtual_clock: VirtualClock,
+) -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualClockLoop)
+    done = asyncio.Event()
+    thread = threading.Thread(target=lambda: loop.call_soon_threadsafe(done.set))
+    with loop.hold_clock(), corral.move_on_after(60) as scope:
+        # Without the hold, the idle loop would jump straight to the 60 s deadline.
+        thread.start()
+        await done.wait()
+    thread.join()
+    assert not scope.cancelled_caught
+    assert loop.time() < 60
+    with corral.move_on_after(60) as released:
+        await asyncio.sleep(3600)  # released: virtual time jumps again
+    assert released.cancelled_caught

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentTypeError, UsageError
 from ._reason import CancelReason, CancelSource
-from ._time import Seconds, seconds_arg
+from ._time import Seconds, deadline_arg, seconds_arg
 
 if TYPE_CHECKING:
     from ._scope import CancelScope
@@ -74,6 +74,8 @@ class CancelToken:
     Args:
         timeout: cancel the token this many seconds from now on the running loop's clock
             (``timedelta`` accepted). Needs a running loop.
+        deadline: cancel the token at this absolute time on the running loop's clock
+            (``loop.time()``). Needs a running loop.
 
     Raises:
         InvalidArgumentError: ``timeout`` is negative or NaN.
@@ -91,7 +93,7 @@ class CancelToken:
         "_waiters",
     )
 
-    def __init__(self, *, timeout: Seconds | None = None) -> None:
+    def __init__(self, *, timeout: Seconds | None = None, deadline: float | None = None) -> None:
         self._lock = threading.Lock()
         self._cancelled = False
         self._reason: CancelReason | None = None
@@ -102,16 +104,29 @@ class CancelToken:
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         if timeout is not None:
             self.cancel_after(timeout)
+        if deadline is not None:
+            self.cancel_at(deadline)
 
     # -- cancelling -----------------------------------------------------------------
 
-    def cancel(self, reason: str | None = None) -> bool:
+    def cancel(
+        self, reason: str | None = None, *, source: CancelSource = CancelSource.EXPLICIT
+    ) -> bool:
         """Cancel the token from any thread. Returns ``False`` if it already was.
 
         Bound scopes are cancelled (on their own loops), waiters woken, then callbacks run
-        here, in registration order.
+        here, in registration order. ``source`` says what triggered it; code that passes
+        a cancellation on (a thread bridge forwarding its caller's deadline, say) keeps
+        the original source this way.
+
+        Raises:
+            ArgumentTypeError: ``source`` is not a :class:`CancelSource`.
         """
-        return self._cancel(CancelReason(CancelSource.EXPLICIT, reason, self))
+        if not isinstance(source, CancelSource):
+            raise ArgumentTypeError(
+                f"source must be a corral.CancelSource, not {type(source).__name__}"
+            )
+        return self._cancel(CancelReason(source, reason, self))
 
     def _cancel(self, reason: CancelReason) -> bool:
         with self._lock:
@@ -158,7 +173,28 @@ class CancelToken:
             raise UsageError(
                 "CancelToken deadlines use the running loop's clock; call inside async code"
             )
-        deadline = loop.time() + seconds
+        self._arm(loop, loop.time() + seconds)
+
+    def cancel_at(self, deadline: float) -> None:
+        """Cancel the token at ``deadline``, an absolute time on the running loop's clock
+        (``loop.time()``; a deadline already past cancels it at the next loop step).
+
+        An earlier existing deadline is kept (deadlines only move earlier).
+
+        Raises:
+            InvalidArgumentError: ``deadline`` is NaN.
+            ArgumentTypeError: ``deadline`` is not a number.
+            UsageError: no running loop.
+        """
+        when = deadline_arg(deadline)
+        loop = _running_loop()
+        if loop is None:
+            raise UsageError(
+                "CancelToken deadlines use the running loop's clock; call inside async code"
+            )
+        self._arm(loop, when)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         with self._lock:
             if self._cancelled or deadline >= self._deadline:
                 return

@@ -382,7 +382,7 @@ class _ThreadCall:
         if why is None:
             reason = str(exc.args[0]) if exc.args and exc.args[0] is not None else None
             why = CancelReason(CancelSource.EXPLICIT, reason, self.token)
-        self.token._cancel(CancelReason(why.source, why.reason, self.token))
+        self.token.cancel(why.reason, source=why.source)
 
     async def wait_finished(self) -> None:
         """Wait until the thread is done, whatever cancellation arrives meanwhile."""
@@ -459,11 +459,9 @@ async def to_thread(
         await asyncio.sleep(0)  # already cancelled: let the scope deliver it here
     if not limiter._try_acquire():
         await limiter.acquire()
-    token = CancelToken()
-    if deadline != math.inf:
-        token._deadline = deadline
+    token = CancelToken(deadline=deadline) if deadline != math.inf else CancelToken()
     call = _ThreadCall(fn, args, loop, limiter, token)
-    hold_clock = getattr(loop, "_holding_clock", None)  # corral's virtual-clock loop
+    hold_clock = getattr(loop, "hold_clock", None)  # corral's virtual-clock loop
     with hold_clock() if hold_clock is not None else contextlib.nullcontext():
         _start_job(call.run)
         task = current_task()

@@ -106,14 +106,14 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
 
             ``timeout`` is in real seconds, as the threads run on real time.
             """
-            with self._holding_clock():
+            with self.hold_clock():
                 await super().shutdown_default_executor(timeout)
 
     else:
 
         async def shutdown_default_executor(self) -> None:
             """Wait for the default executor's threads, holding the clock meanwhile."""
-            with self._holding_clock():
+            with self.hold_clock():
                 await super().shutdown_default_executor()
 
     def __repr__(self) -> str:
@@ -142,7 +142,15 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         return True
 
     @contextlib.contextmanager
-    def _holding_clock(self) -> Iterator[None]:
+    def hold_clock(self) -> Iterator[None]:
+        """Keep virtual time from jumping while real work outside the loop is in flight.
+
+        Inside the block the loop waits for real I/O (up to the next timer's delay)
+        instead of jumping straight to the next timer, so a timeout around work done by
+        a thread, a subprocess or a remote server does not fire early. Executor jobs
+        (``run_in_executor``, ``corral.to_thread``) hold the clock on their own. Blocks
+        may nest and overlap; the clock jumps again once every hold is released.
+        """
         self._executor_jobs += 1
         try:
             yield
