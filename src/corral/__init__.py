@@ -83,6 +83,10 @@ if typing.TYPE_CHECKING:
     from .channels._threads import to_thread as to_thread
     from .channels._waitgroup import WaitGroup as WaitGroup
     from .channels._waitgroup import WaitGroupStatistics as WaitGroupStatistics
+    from .optimize._ratelimit import MemoryRateLimitStore as MemoryRateLimitStore
+    from .optimize._ratelimit import RateLimiter as RateLimiter
+    from .optimize._ratelimit import RateLimiterStatistics as RateLimiterStatistics
+    from .optimize._ratelimit import RateLimitStore as RateLimitStore
 
 # name -> the module that defines it, imported on first use (PEP 562)
 _LAZY: dict[str, str] = {
@@ -97,8 +101,12 @@ _LAZY: dict[str, str] = {
     "ErrGroupStatistics": "corral.channels._errgroup",
     "EventCase": "corral.channels._select",
     "FutureCase": "corral.channels._select",
+    "MemoryRateLimitStore": "corral.optimize._ratelimit",
     "Once": "corral.channels._once",
     "OnceStatistics": "corral.channels._once",
+    "RateLimitStore": "corral.optimize._ratelimit",
+    "RateLimiter": "corral.optimize._ratelimit",
+    "RateLimiterStatistics": "corral.optimize._ratelimit",
     "ReceiveCase": "corral.channels._channel",
     "ReceiveEnd": "corral.channels._channel",
     "SelectCase": "corral.channels._cases",
@@ -161,12 +169,16 @@ __all__ = (
     "Fulfilled",
     "FutureCase",
     "Instrument",
+    "MemoryRateLimitStore",
     "Once",
     "OnceStatistics",
     "Outcome",
     "Promise",
     "PromiseState",
     "PromiseStatistics",
+    "RateLimitStore",
+    "RateLimiter",
+    "RateLimiterStatistics",
     "ReceiveCase",
     "ReceiveEnd",
     "Rejected",

@@ -1,0 +1,1 @@
+"""Optimization primitives: retries, limiters, batching and caching for asyncio code."""
