@@ -87,9 +87,20 @@ if typing.TYPE_CHECKING:
     from .optimize._ratelimit import RateLimiter as RateLimiter
     from .optimize._ratelimit import RateLimiterStatistics as RateLimiterStatistics
     from .optimize._ratelimit import RateLimitStore as RateLimitStore
+    from .optimize._retry import Attempt as Attempt
+    from .optimize._retry import AttemptInfo as AttemptInfo
+    from .optimize._retry import Retry as Retry
+    from .optimize._retry import Retrying as Retrying
+    from .optimize._retry import RetryStatistics as RetryStatistics
+    from .optimize._retry import retry as retry
+    from .optimize._retry import retrying as retrying
+    from .optimize._retry_budget import RetryBudget as RetryBudget
+    from .optimize._retry_budget import RetryBudgetStatistics as RetryBudgetStatistics
 
 # name -> the module that defines it, imported on first use (PEP 562)
 _LAZY: dict[str, str] = {
+    "Attempt": "corral.optimize._retry",
+    "AttemptInfo": "corral.optimize._retry",
     "BlockingPortal": "corral.channels._portal",
     "BlockingPortalStatistics": "corral.channels._portal",
     "BridgeChannel": "corral.channels._bridge",
@@ -109,6 +120,11 @@ _LAZY: dict[str, str] = {
     "RateLimiterStatistics": "corral.optimize._ratelimit",
     "ReceiveCase": "corral.channels._channel",
     "ReceiveEnd": "corral.channels._channel",
+    "Retry": "corral.optimize._retry",
+    "RetryBudget": "corral.optimize._retry_budget",
+    "RetryBudgetStatistics": "corral.optimize._retry_budget",
+    "RetryStatistics": "corral.optimize._retry",
+    "Retrying": "corral.optimize._retry",
     "SelectCase": "corral.channels._cases",
     "Selected": "corral.channels._cases",
     "SendCase": "corral.channels._channel",
@@ -124,6 +140,8 @@ _LAZY: dict[str, str] = {
     "from_thread": "corral.channels._threads",
     "future_case": "corral.channels._select",
     "receive_case": "corral.channels._channel",
+    "retry": "corral.optimize._retry",
+    "retrying": "corral.optimize._retry",
     "select": "corral.channels._select",
     "send_case": "corral.channels._channel",
     "start_blocking_portal": "corral.channels._portal",
@@ -149,6 +167,8 @@ __all__ = (
     "INSTRUMENTS",
     "TASK_STATUS_IGNORED",
     "AggregateError",
+    "Attempt",
+    "AttemptInfo",
     "BlockingPortal",
     "BlockingPortalStatistics",
     "BridgeChannel",
@@ -183,6 +203,11 @@ __all__ = (
     "ReceiveEnd",
     "Rejected",
     "Resolvers",
+    "Retry",
+    "RetryBudget",
+    "RetryBudgetStatistics",
+    "RetryStatistics",
+    "Retrying",
     "SelectCase",
     "Selected",
     "SendCase",
@@ -214,6 +239,8 @@ __all__ = (
     "move_on_at",
     "race",
     "receive_case",
+    "retry",
+    "retrying",
     "select",
     "send_case",
     "set_unhandled_rejection_handler",

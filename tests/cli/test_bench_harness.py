@@ -172,6 +172,7 @@ def test_discover_finds_every_workload_and_rejects_unknown_names() -> None:
         "pingpong",
         "promise-await",
         "promise-chain",
+        "retry",
         "select",
         "taskgroup",
         "timeout",
@@ -202,6 +203,9 @@ def test_every_declared_release_floor_is_present() -> None:
         "corral Channel(0) pair <= 1x asyncio.Queue(1) pair",
         "corral Channel(0) pair >= 2x faster than anyio stream(0) pair",
         "corral select, 4 channels <= 3x corral receive",
+        "corral retry >= 20x faster than tenacity @retry",
+        "corral retry >= 20x faster than tenacity AsyncRetrying",
+        "corral retry >= 20x faster than stamina retry",
     }
 
 

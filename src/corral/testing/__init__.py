@@ -14,6 +14,7 @@ from ._clock import ClockStatistics as ClockStatistics
 from ._clock import VirtualClock as VirtualClock
 from ._loop import VirtualClockLoop as VirtualClockLoop
 from ._quiescence import wait_all_tasks_blocked as wait_all_tasks_blocked
+from ._retry_mode import retry_without_waits as retry_without_waits
 from ._run import run as run
 from ._sequencer import Sequencer as Sequencer
 from ._sequencer import SequencerStatistics as SequencerStatistics
@@ -41,6 +42,7 @@ __all__ = (
     "VirtualClock",
     "VirtualClockLoop",
     "require_service",
+    "retry_without_waits",
     "run",
     "schedules",
     "service_url",
