@@ -83,6 +83,10 @@ if typing.TYPE_CHECKING:
     from .channels._threads import to_thread as to_thread
     from .channels._waitgroup import WaitGroup as WaitGroup
     from .channels._waitgroup import WaitGroupStatistics as WaitGroupStatistics
+    from .optimize._bulkhead import Bulkhead as Bulkhead
+    from .optimize._bulkhead import BulkheadStatistics as BulkheadStatistics
+    from .optimize._limiter import Limiter as Limiter
+    from .optimize._limiter import LimiterStatistics as LimiterStatistics
     from .optimize._ratelimit import MemoryRateLimitStore as MemoryRateLimitStore
     from .optimize._ratelimit import RateLimiter as RateLimiter
     from .optimize._ratelimit import RateLimiterStatistics as RateLimiterStatistics
@@ -105,6 +109,8 @@ _LAZY: dict[str, str] = {
     "BlockingPortalStatistics": "corral.channels._portal",
     "BridgeChannel": "corral.channels._bridge",
     "BridgeChannelStatistics": "corral.channels._bridge",
+    "Bulkhead": "corral.optimize._bulkhead",
+    "BulkheadStatistics": "corral.optimize._bulkhead",
     "Channel": "corral.channels._channel",
     "ChannelStatistics": "corral.channels._channel",
     "DefaultCase": "corral.channels._select",
@@ -112,6 +118,8 @@ _LAZY: dict[str, str] = {
     "ErrGroupStatistics": "corral.channels._errgroup",
     "EventCase": "corral.channels._select",
     "FutureCase": "corral.channels._select",
+    "Limiter": "corral.optimize._limiter",
+    "LimiterStatistics": "corral.optimize._limiter",
     "MemoryRateLimitStore": "corral.optimize._ratelimit",
     "Once": "corral.channels._once",
     "OnceStatistics": "corral.channels._once",
@@ -173,6 +181,8 @@ __all__ = (
     "BlockingPortalStatistics",
     "BridgeChannel",
     "BridgeChannelStatistics",
+    "Bulkhead",
+    "BulkheadStatistics",
     "CancelReason",
     "CancelScope",
     "CancelScopeStatistics",
@@ -189,6 +199,8 @@ __all__ = (
     "Fulfilled",
     "FutureCase",
     "Instrument",
+    "Limiter",
+    "LimiterStatistics",
     "MemoryRateLimitStore",
     "Once",
     "OnceStatistics",

@@ -12,6 +12,7 @@ working::
     │                                       (a task group after exit, a scope entered twice)
     ├── DeadlineExceeded (TimeoutError)     a ``fail_after`` / ``fail_at`` deadline passed
     ├── WouldBlock                          a ``*_nowait`` operation would have to wait
+    ├── BulkheadFull                        a bulkhead's slots and queue are all taken
     ├── EndOfChannel                        the channel is closed and drained: no more items
     ├── ClosedResourceError                 you closed it, then used it
     ├── BrokenResourceError                 something external broke it (see ``__cause__``)
@@ -34,6 +35,7 @@ __all__ = (
     "AggregateError",
     "ArgumentTypeError",
     "BrokenResourceError",
+    "BulkheadFull",
     "ClosedResourceError",
     "CorralError",
     "DeadlineExceeded",
@@ -74,6 +76,10 @@ class DeadlineExceeded(CorralError, TimeoutError):
 
 class WouldBlock(CorralError):
     """A non-blocking ``*_nowait`` operation could not complete without waiting."""
+
+
+class BulkheadFull(CorralError):
+    """A bulkhead had no free slot and no room in its queue, so it rejected the call at once."""
 
 
 class EndOfChannel(CorralError):
