@@ -167,6 +167,7 @@ class RateLimiter:
         "_queued",
         "_rate",
         "_store",
+        "_take",
         "_timer",
         "_waiters",
     )
@@ -196,6 +197,7 @@ class RateLimiter:
                 f"store must be a RateLimitStore, not {type(store).__name__} ({store!r})"
             )
         self._store = store
+        self._take = store.try_take  # bound once: the hot path's only call
         self._interval = self._per / self._rate
         self._waiters: deque[_Waiter] = deque()
         self._queued = 0.0  # total cost of the queue
@@ -219,8 +221,7 @@ class RateLimiter:
             cost = self._cost_arg(cost)
         if self._waiters:
             return False
-        now = asyncio.get_running_loop().time()
-        if self._store.try_take(cost, now, self._interval, self._burst):
+        if self._take(cost, asyncio.get_running_loop().time(), self._interval, self._burst):
             return False
         self._admitted += 1
         return True
@@ -247,11 +248,11 @@ class RateLimiter:
         """
         if cost is not _ONE:
             cost = self._cost_arg(cost)
-        if not self._waiters:
-            loop = asyncio.get_running_loop()
-            if not self._store.try_take(cost, loop.time(), self._interval, self._burst):
-                self._admitted += 1
-                return
+        if not self._waiters and not self._take(
+            cost, asyncio.get_running_loop().time(), self._interval, self._burst
+        ):
+            self._admitted += 1
+            return
         await self._wait(cost)
 
     async def _wait(self, cost: float) -> None:
@@ -311,7 +312,7 @@ class RateLimiter:
                 continue
             loop = head.future.get_loop()
             now = loop.time()
-            wait = self._store.try_take(head.cost, now, self._interval, self._burst)
+            wait = self._take(head.cost, now, self._interval, self._burst)
             if wait:
                 self._timer = loop.call_at(now + wait, self._serve)
                 return
