@@ -362,3 +362,62 @@ async def test_decorating_a_coroutine_object_is_refused() -> None:
     await coro
     with pytest.raises(ArgumentTypeError, match="decorates an async function, not 3"):
         corral.retry()(3)  # type: ignore[arg-type]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+
+    def task_parked(self, task: object, on: object) -> None:
+        self.seen.append(("parked", on))
+
+    def task_woken(self, task: object, on: object) -> None:
+        self.seen.append(("woken", on))
+
+    def event(self, source: object, name: str, fields: dict[str, Any]) -> None:
+        if isinstance(source, corral.Retry):
+            self.seen.append((name, {k: v for k, v in fields.items() if k != "error"}))
+
+
+async def test_instruments_see_waits_retries_and_giving_up(virtual_clock: VirtualClock) -> None:
+    recorder = Recorder()
+    policy = corral.retry(attempts=2, wait_initial=1, wait_jitter=False)
+    corral.INSTRUMENTS.add(recorder)
+    try:
+        with pytest.raises(ConnectionError):
+            await policy(Flaky(5))()
+    finally:
+        corral.INSTRUMENTS.remove(recorder)
+    assert recorder.seen == [
+        ("retry", {"attempt": 1, "wait": 1.0}),
+        ("parked", policy),
+        ("woken", policy),
+        ("gave_up", {"attempts": 2, "reason": "no attempts left"}),
+    ]
+
+
+async def test_a_failing_hook_propagates_and_returns_the_token(
+    virtual_clock: VirtualClock,
+) -> None:
+    budget = corral.RetryBudget(min_per_second=0)
+
+    def broken(info: corral.AttemptInfo) -> None:
+        raise RuntimeError("hook broke")
+
+    flaky = Flaky(5)
+    with pytest.raises(RuntimeError, match="hook broke"):
+        await corral.retry(budget=budget, before_sleep=broken)(flaky)()
+    assert len(flaky.times) == 1
+    assert budget.statistics().retries == 0
+    assert budget.statistics().balance == 1.2
+
+
+async def test_retry_without_waits_works_on_real_loops() -> None:
+    policy = corral.retry(attempts=5, wait_initial=3600, wait_max=3600)
+    with corral.move_on_after(600):
+        # an hour's wait would pass the deadline, so the policy gives up at once...
+        with pytest.raises(ConnectionError, match="failure 1"):
+            await policy(Flaky(4))()
+        # ...unless waits are off: then all five attempts run
+        with retry_without_waits():
+            assert await policy(Flaky(4))() == 2

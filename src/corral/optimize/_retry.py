@@ -323,11 +323,11 @@ class Attempt:
             scope.__exit__(exc_type, exc, tb)
             if scope.cancelled_caught:
                 run = self._run
-                run._policy._gave_up += 1
-                timeout = run._policy._timeout
-                raise DeadlineExceeded(
-                    f"retry timeout of {timeout:g}s passed during attempt {self._number}"
-                ) from run._last_error
+                error = DeadlineExceeded(
+                    f"retry timeout of {run._policy._timeout:g}s passed during attempt "
+                    f"{self._number}"
+                )
+                raise run._give_up(error, "the retry timeout passed") from run._last_error
         if exc is None or not isinstance(exc, Exception):
             return False
         if not self._run._policy._on(exc):
@@ -388,6 +388,9 @@ class Retrying:
     def _give_up(self, error: Exception, why: str) -> Exception:
         self._policy._gave_up += 1
         error.add_note(f"corral.retry gave up after {self._number} attempt(s): {why}")
+        if INSTRUMENTS.active:
+            fields = {"attempts": self._number, "reason": why, "error": error}
+            INSTRUMENTS.event(self._policy, "gave_up", fields)
         return error
 
     async def _wait_before_retry(self, error: Exception) -> None:
@@ -417,6 +420,8 @@ class Retrying:
                 if inspect.isawaitable(result):
                     await result
             if INSTRUMENTS.active:
+                fields = {"attempt": self._number, "wait": wait, "error": error}
+                INSTRUMENTS.event(policy, "retry", fields)
                 task = asyncio.current_task()
                 INSTRUMENTS.task_parked(task, policy)
                 try:
