@@ -169,6 +169,7 @@ def test_discover_finds_every_workload_and_rejects_unknown_names() -> None:
         "bridge",
         "channel",
         "import",
+        "limiter",
         "pingpong",
         "promise-await",
         "promise-chain",
@@ -209,6 +210,8 @@ def test_every_declared_release_floor_is_present() -> None:
         "corral retry >= 20x faster than tenacity @retry",
         "corral retry >= 20x faster than tenacity AsyncRetrying",
         "corral retry >= 20x faster than stamina retry",
+        "corral Limiter <= 1.5x asyncio.Semaphore",
+        "corral Limiter >= 5x faster than anyio CapacityLimiter",
     }
 
 
