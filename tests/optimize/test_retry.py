@@ -10,8 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import corral
+import corral.testing
 from corral.errors import ArgumentTypeError, DeadlineExceeded, InvalidArgumentError
 from corral.testing import VirtualClock, retry_without_waits
 
@@ -421,3 +424,43 @@ async def test_retry_without_waits_works_on_real_loops() -> None:
         # ...unless waits are off: then all five attempts run
         with retry_without_waits():
             assert await policy(Flaky(4))() == 2
+
+
+@given(
+    wait_initial=st.floats(min_value=0.001, max_value=10),
+    wait_max=st.floats(min_value=0.001, max_value=60),
+    backoff=st.floats(min_value=1, max_value=4),
+    failures=st.integers(min_value=0, max_value=8),
+    seed=st.one_of(st.none(), st.integers(min_value=0, max_value=2**32)),
+)
+def test_waits_stay_under_the_backoff_ceilings(
+    wait_initial: float, wait_max: float, backoff: float, failures: int, seed: int | None
+) -> None:
+    """Every wait is the ceiling ``min(wait_max, wait_initial * backoff**n)`` without
+    jitter, and lies in ``[0, ceiling]`` with it; the clock moves by exactly the waits."""
+    infos: list[corral.AttemptInfo] = []
+    jitter: bool | random.Random = False if seed is None else random.Random(seed)
+
+    async def main() -> None:
+        flaky = Flaky(failures)
+        policy = corral.retry(
+            attempts=None,
+            wait_initial=wait_initial,
+            wait_max=wait_max,
+            backoff=backoff,
+            wait_jitter=jitter,
+            before_sleep=infos.append,
+        )
+        assert await policy(flaky)() == 2
+        waits = [info.wait for info in infos]
+        assert len(waits) == failures
+        assert gaps(flaky.times) == pytest.approx(waits, abs=1e-6)
+        ceiling = min(wait_initial, wait_max)
+        for wait in waits:
+            if seed is None:
+                assert wait == pytest.approx(ceiling)
+            else:
+                assert 0 <= wait <= ceiling
+            ceiling = min(wait_max, ceiling * backoff)
+
+    corral.testing.run(main)
