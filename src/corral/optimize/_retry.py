@@ -218,6 +218,12 @@ class Retry:
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         """Decorate the async function ``fn`` so that each call retries by this policy.
 
+        A call of the result is cancelled like ``fn`` itself: a ``CancelledError`` from
+        an attempt or from a wait ends the call at once and is never retried (a budget
+        token taken for the interrupted wait is given back). The call raises what
+        :func:`retry` describes: the last error when it gives up, errors ``on`` rejects,
+        and ``DeadlineExceeded`` when ``timeout`` passes during an attempt.
+
         Raises:
             ArgumentTypeError: ``fn`` is a coroutine object (pass the function, not its
                 call) or not callable.
@@ -342,7 +348,10 @@ class Attempt:
 class Retrying:
     """An async iterator of :class:`Attempt` s under a :class:`Retry` policy.
 
-    Made by :func:`retrying` or :meth:`Retry.retrying`; each one runs one retry loop.
+    Made by :func:`retrying` or :meth:`Retry.retrying`; each one runs one retry loop, in
+    one task. ``__anext__`` waits between attempts: cancelled there, it raises
+    ``CancelledError`` (never retried, the budget token given back); giving up, it
+    raises the last error with a note.
     """
 
     __slots__ = ("_ceiling", "_deadline", "_error", "_last_error", "_number", "_policy")
