@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+from typing import Any
 
 import pytest
 
@@ -143,6 +144,30 @@ async def test_run_refuses_a_coroutine_object_and_non_callables() -> None:
     with pytest.raises(ArgumentTypeError, match=r"takes an async function, not int \(3\)"):
         await bulkhead.run(3)  # type: ignore[arg-type]
     assert bulkhead.statistics().running == 0
+
+
+async def test_reports_rejections_to_instruments() -> None:
+    events: list[tuple[object, str, dict[str, Any]]] = []
+
+    class Recorder:
+        def event(self, source: object, name: str, fields: dict[str, Any]) -> None:
+            if isinstance(source, Bulkhead):
+                events.append((source, name, fields))
+
+    bulkhead = Bulkhead(1, 0)
+    recorder = Recorder()
+    corral.INSTRUMENTS.add(recorder)
+    try:
+        async with bulkhead:
+            for _ in range(2):
+                with pytest.raises(BulkheadFull):
+                    await bulkhead.run(asyncio.sleep, 0)
+    finally:
+        corral.INSTRUMENTS.remove(recorder)
+    assert events == [
+        (bulkhead, "rejected", {"rejected": 1}),
+        (bulkhead, "rejected", {"rejected": 2}),
+    ]
 
 
 def test_bulkhead_full_is_a_corral_error() -> None:

@@ -140,6 +140,20 @@ async def test_raising_total_wakes_waiters_in_order() -> None:
     assert limiter.statistics().peak_borrowed == 5
 
 
+async def test_raising_total_skips_a_waiter_cancelled_in_the_same_step() -> None:
+    limiter = Limiter(1)
+    limiter.acquire_nowait()
+    first = asyncio.create_task(limiter.acquire())
+    second = asyncio.create_task(limiter.acquire())
+    await wait_all_tasks_blocked()
+    first.cancel()  # not yet run: it is still in line when the total grows
+    limiter.total = 2
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await second
+    assert (limiter.borrowed, limiter.waiting) == (2, 0)
+
+
 async def test_lowering_total_lets_borrowers_finish_and_lends_no_more() -> None:
     limiter = Limiter(3)
     for _ in range(3):
@@ -283,6 +297,26 @@ async def test_reports_lending_parking_and_resizing_to_instruments() -> None:
     ]
     assert recorder.parked == [limiter]
     assert recorder.woken == [limiter]
+
+
+async def test_reports_tokens_taken_without_waiting() -> None:
+    limiter = Limiter(3)
+    recorder = Recorder()
+    corral.INSTRUMENTS.add(recorder)
+    try:
+        limiter.acquire_nowait()
+        await limiter.acquire()
+        async with limiter:
+            pass
+    finally:
+        corral.INSTRUMENTS.remove(recorder)
+    assert [(name, fields["borrowed"]) for name, fields in recorder.events] == [
+        ("lent", 1),
+        ("lent", 2),
+        ("lent", 3),
+        ("returned", 3),
+    ]
+    assert recorder.parked == []
 
 
 @pytest.mark.parametrize(
