@@ -17,7 +17,8 @@ from corral import MemoryRateLimitStore, RateLimiter, RateLimitStore
 from corral.errors import ArgumentTypeError, DeadlineExceeded, InvalidArgumentError
 from corral.testing import VirtualClock, wait_all_tasks_blocked
 
-pytestmark = pytest.mark.usefixtures("virtual_clock")
+# Tests that wait run on the virtual-clock loop; the rest on every real loop too.
+virtual_time = pytest.mark.usefixtures("virtual_clock")
 
 
 def now() -> float:
@@ -33,16 +34,19 @@ async def admission_times(limiter: RateLimiter, n: int, cost: float = 1) -> list
     return times
 
 
+@virtual_time
 async def test_burst_one_admits_at_each_emission_interval() -> None:
     limiter = RateLimiter(10, burst=1)
     assert await admission_times(limiter, 5) == [0.0, 0.1, 0.2, 0.3, 0.4]
 
 
+@virtual_time
 async def test_burst_admits_at_once_then_paces() -> None:
     limiter = RateLimiter(2, per=timedelta(seconds=1), burst=3)
     assert await admission_times(limiter, 6) == [0.0, 0.0, 0.0, 0.5, 1.0, 1.5]
 
 
+@virtual_time
 async def test_default_burst_is_one_period_of_units() -> None:
     limiter = RateLimiter(4, per=2)
     assert limiter.statistics().burst == 4
@@ -50,6 +54,7 @@ async def test_default_burst_is_one_period_of_units() -> None:
     assert RateLimiter(0.5).statistics().burst == 1
 
 
+@virtual_time
 async def test_an_idle_limiter_refills_up_to_the_burst_only() -> None:
     limiter = RateLimiter(10, burst=2)
     await admission_times(limiter, 2)
@@ -57,6 +62,7 @@ async def test_an_idle_limiter_refills_up_to_the_burst_only() -> None:
     assert await admission_times(limiter, 4) == [0.0, 0.0, 0.1, 0.2]
 
 
+@virtual_time
 async def test_cost_counts_units() -> None:
     limiter = RateLimiter(10, burst=5)
     assert await admission_times(limiter, 3, cost=5) == [0.0, 0.5, 1.0]
@@ -65,6 +71,7 @@ async def test_cost_counts_units() -> None:
     assert limiter.try_acquire(0.5) is True
 
 
+@virtual_time
 async def test_try_acquire_takes_only_what_is_available() -> None:
     limiter = RateLimiter(10, burst=2)
     assert [limiter.try_acquire() for _ in range(3)] == [True, True, False]
@@ -81,6 +88,7 @@ async def test_async_with_acquires_one_unit() -> None:
     assert limiter.statistics().admitted == 1
 
 
+@virtual_time
 async def test_waiters_are_served_fifo_by_one_timer() -> None:
     limiter = RateLimiter(10, burst=1)
     order: list[tuple[int, float]] = []
@@ -104,6 +112,7 @@ async def test_waiters_are_served_fifo_by_one_timer() -> None:
     assert (stats.waiting, stats.admitted, stats.delayed) == (0, 5, 4)
 
 
+@virtual_time
 async def test_waiters_that_can_proceed_together_are_woken_together() -> None:
     limiter = RateLimiter(1, burst=3)
     for _ in range(3):
@@ -123,6 +132,7 @@ async def test_waiters_that_can_proceed_together_are_woken_together() -> None:
     assert woken == [1.0, 2.0, 3.0]
 
 
+@virtual_time
 async def test_a_cancelled_head_takes_nothing_and_the_next_moves_up() -> None:
     limiter = RateLimiter(1, burst=1)
     limiter.try_acquire()
@@ -144,6 +154,7 @@ async def test_a_cancelled_head_takes_nothing_and_the_next_moves_up() -> None:
     assert limiter.statistics().admitted == 2
 
 
+@virtual_time
 async def test_a_cancelled_waiter_in_the_middle_leaves_no_gap() -> None:
     limiter = RateLimiter(10, burst=1)
     limiter.try_acquire()
@@ -165,6 +176,7 @@ async def test_a_cancelled_waiter_in_the_middle_leaves_no_gap() -> None:
     assert times == [0.1, 0.2]
 
 
+@virtual_time
 async def test_cancelling_every_waiter_at_once_takes_nothing_and_disarms_the_timer() -> None:
     limiter = RateLimiter(1, burst=1)
     limiter.try_acquire()
@@ -185,6 +197,7 @@ async def test_cancelling_every_waiter_at_once_takes_nothing_and_disarms_the_tim
     assert limiter.statistics().admitted == 2
 
 
+@virtual_time
 async def test_a_waiter_cancelled_after_admission_gives_its_units_back() -> None:
     limiter = RateLimiter(1, burst=1)
     limiter.try_acquire()
@@ -224,6 +237,30 @@ async def test_a_waiter_cancelled_after_admission_gives_its_units_back() -> None
     assert limiter.try_acquire() is True
 
 
+async def test_an_acquire_that_need_not_wait_does_not_yield() -> None:
+    limiter = RateLimiter(3)
+    ran: list[str] = []
+    asyncio.get_running_loop().call_soon(ran.append, "callback")
+    for _ in range(3):
+        await limiter.acquire()
+    assert ran == []  # the loop never got control back
+    await asyncio.sleep(0)
+    assert ran == ["callback"]
+    assert limiter.try_acquire() is False
+
+
+async def test_a_wait_in_a_cancelled_scope_is_cancelled_and_takes_nothing() -> None:
+    limiter = RateLimiter(1, per=3600, burst=1)
+    limiter.try_acquire()
+    with corral.CancelScope() as scope:
+        scope.cancel()
+        await limiter.acquire()
+    assert scope.cancelled_caught
+    stats = limiter.statistics()
+    assert (stats.waiting, stats.admitted) == (0, 1)
+
+
+@virtual_time
 async def test_waiting_past_the_deadline_raises_at_once() -> None:
     limiter = RateLimiter(1, burst=1)
     limiter.try_acquire()
@@ -238,6 +275,7 @@ async def test_waiting_past_the_deadline_raises_at_once() -> None:
     assert now() == 1.0
 
 
+@virtual_time
 async def test_the_deadline_counts_the_queue_ahead() -> None:
     limiter = RateLimiter(1, burst=1)
     limiter.try_acquire()
