@@ -237,6 +237,40 @@ async def test_a_waiter_cancelled_after_admission_gives_its_units_back() -> None
     assert limiter.try_acquire() is True
 
 
+@virtual_time
+async def test_units_given_back_after_admission_go_to_the_next_waiter_at_once() -> None:
+    limiter = RateLimiter(1, burst=1)
+    limiter.try_acquire()
+    loop = asyncio.get_running_loop()
+    first = loop.create_task(limiter.acquire())
+    admitted: list[float] = []
+
+    async def second() -> None:
+        await limiter.acquire()
+        admitted.append(now())
+
+    second_task = loop.create_task(second())
+    await wait_all_tasks_blocked()
+    cancelled: list[bool] = []
+
+    class CancelFirstAdmitted:
+        def event(self, source: object, name: str, fields: dict[str, object]) -> None:
+            if source is limiter and not cancelled:
+                cancelled.append(first.cancel())
+
+    instrument = CancelFirstAdmitted()
+    corral.INSTRUMENTS.add(instrument)
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await second_task
+    finally:
+        corral.INSTRUMENTS.remove(instrument)
+    assert cancelled == [True]
+    assert admitted == [1.0]
+    assert limiter.statistics().admitted == 2
+
+
 async def test_an_acquire_that_need_not_wait_does_not_yield() -> None:
     limiter = RateLimiter(3)
     ran: list[str] = []

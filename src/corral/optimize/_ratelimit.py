@@ -238,7 +238,7 @@ class RateLimiter:
 
         Cancellation: a cancelled waiter takes nothing; it leaves the queue (or gives its
         units back if it was admitted in the same instant) and the waiters behind it move
-        up.
+        up, proceeding at once if that frees enough.
 
         Raises:
             ArgumentTypeError: ``cost`` is not a number.
@@ -283,6 +283,7 @@ class RateLimiter:
                 self._store.give_back(cost, self._interval)
                 self._admitted -= 1
                 self._delayed -= 1
+                self._serve()  # the units may let the next waiters proceed now
             raise
         finally:
             if INSTRUMENTS.active:
