@@ -30,6 +30,7 @@ SECTION_KEYS = [
     "channels",
     "threads",
     "simulation",
+    "limits-and-retries",
 ]
 
 

@@ -389,3 +389,59 @@ def simulation() -> None:
             break
     fixed = {simulate(deposit_and_fee, True, seed=seed) for seed in range(100)}
     print("with a lock, 100 seeds agree:", fixed)
+
+
+@section(
+    "limits-and-retries",
+    "Limits and retries",
+    "Limiter bounds how many run at once, RateLimiter how many start per second (GCRA), "
+    "and retry backs off with jitter, never retrying cancellation or sleeping past a deadline.",
+    requires=("Limiter", "RateLimiter", "retry"),
+)
+def limits_and_retries() -> None:
+    import asyncio
+
+    import corral
+    import corral.testing
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        limiter = corral.Limiter(2)
+        running = peak = 0
+
+        async def job() -> None:
+            nonlocal running, peak
+            async with limiter:
+                running += 1
+                peak = max(peak, running)
+                await asyncio.sleep(1)
+                running -= 1
+
+        async with corral.TaskGroup() as tg:
+            for _ in range(6):
+                tg.start_soon(job)
+        print(f"Limiter(2): 6 jobs of 1 s took {loop.time():g} s, at most {peak} at once")
+
+        rate = corral.RateLimiter(5, per=1.0, burst=1)
+        start = loop.time()
+        admitted = []
+        for _ in range(4):
+            await rate.acquire()
+            admitted.append(round(loop.time() - start, 2))
+        print("RateLimiter(5/s, burst 1) admitted at", admitted)
+
+        calls = 0
+
+        @corral.retry(attempts=4, wait_initial=0.5, wait_jitter=False, on=ConnectionError)
+        async def flaky() -> str:
+            nonlocal calls
+            calls += 1
+            if calls < 3:
+                raise ConnectionError("try again")
+            return "connected"
+
+        start = loop.time()
+        result = await flaky()
+        print(f"retry: {result} after {calls} calls, waited {loop.time() - start:g} s")
+
+    corral.testing.run(main)  # virtual time: the waits above take no real time
