@@ -206,8 +206,6 @@ async def test_a_waiter_cancelled_after_admission_gives_its_units_back() -> None
     async def worker() -> None:
         await limiter.acquire()
 
-    task = asyncio.get_running_loop().create_task(worker())
-
     class CancelOnAdmission:
         def task_parked(self, parked: object, on: object) -> None:
             seen.append(("parked", on))
@@ -221,8 +219,9 @@ async def test_a_waiter_cancelled_after_admission_gives_its_units_back() -> None
                 task.cancel()  # admitted, but its task has not resumed yet
 
     instrument = CancelOnAdmission()
-    corral.INSTRUMENTS.add(instrument)
+    corral.INSTRUMENTS.add(instrument)  # before the task starts: an eager one parks at once
     try:
+        task = asyncio.get_running_loop().create_task(worker())
         with pytest.raises(asyncio.CancelledError):
             await task
     finally:
