@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import Generic, Self, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
 from .._core._faults import FAULTS
 from .._core._hooks import INSTRUMENTS
@@ -55,6 +55,10 @@ class BridgeChannelStatistics:
     waiting_senders: int
     sent: int
     received: int
+
+
+_FULL: Final = object()  # _offer_locked: no room for the item
+_EMPTY: Final = object()  # _take_locked: nothing to take yet
 
 
 class _TaskWaiter:
@@ -164,13 +168,9 @@ class BridgeChannel(Generic[T]):
             ClosedResourceError: the channel is closed.
         """
         with self._lock:
-            if self._closed:
-                raise ClosedResourceError(f"{self!r}: cannot send on a closed channel")
-            if len(self._buffer) >= self._capacity:
-                raise WouldBlock(f"{self!r} is full")
-            self._buffer.append(item)
-            self._sent += 1
-            waiter = self._receivers.popleft() if self._receivers else None
+            waiter = self._offer_locked(item)
+        if waiter is _FULL:
+            raise WouldBlock(f"{self!r} is full")
         if waiter is not None:
             waiter.wake()
 
@@ -182,17 +182,45 @@ class BridgeChannel(Generic[T]):
             EndOfChannel: the channel is closed and drained.
         """
         with self._lock:
-            if self._buffer:
-                item = self._buffer.popleft()
-                self._received += 1
-                waiter = self._senders.popleft() if self._senders else None
-            elif self._closed:
-                raise EndOfChannel(f"{self!r} is closed and drained")
-            else:
-                raise WouldBlock(f"{self!r} is empty")
+            taken = self._take_locked()
+        if taken is _EMPTY:
+            raise WouldBlock(f"{self!r} is empty")
+        item, waiter = taken
         if waiter is not None:
             waiter.wake()
-        return item
+        return item  # type: ignore[no-any-return]
+
+    # -- the two steps every operation takes, under the lock ------------------------------
+
+    def _offer_locked(self, item: T) -> Any:
+        """Buffer ``item`` if there is room: return the receiver to wake (or ``None``), or
+        ``_FULL`` if there is no room. Call with the lock held.
+
+        Raises:
+            ClosedResourceError: the channel is closed.
+        """
+        if self._closed:
+            raise ClosedResourceError(f"{self!r}: cannot send on a closed channel")
+        if len(self._buffer) >= self._capacity:
+            return _FULL
+        self._buffer.append(item)
+        self._sent += 1
+        return self._receivers.popleft() if self._receivers else None
+
+    def _take_locked(self) -> Any:
+        """Take the oldest item: return ``(item, sender to wake or None)``, or ``_EMPTY``
+        if there is none yet. Call with the lock held.
+
+        Raises:
+            EndOfChannel: the channel is closed and drained.
+        """
+        if self._buffer:
+            item = self._buffer.popleft()
+            self._received += 1
+            return item, (self._senders.popleft() if self._senders else None)
+        if self._closed:
+            raise EndOfChannel(f"{self!r} is closed and drained")
+        return _EMPTY
 
     # -- async ------------------------------------------------------------------------------
 
@@ -208,12 +236,8 @@ class BridgeChannel(Generic[T]):
             await FAULTS.hit("bridge.send", self)
         while True:
             with self._lock:
-                if self._closed:
-                    raise ClosedResourceError(f"{self!r}: cannot send on a closed channel")
-                if len(self._buffer) < self._capacity:
-                    self._buffer.append(item)
-                    self._sent += 1
-                    waiter = self._receivers.popleft() if self._receivers else None
+                waiter = self._offer_locked(item)
+                if waiter is not _FULL:
                     break
                 me = _TaskWaiter(asyncio.get_running_loop())
                 self._senders.append(me)
@@ -234,19 +258,16 @@ class BridgeChannel(Generic[T]):
             await FAULTS.hit("bridge.receive", self)
         while True:
             with self._lock:
-                if self._buffer:
-                    item = self._buffer.popleft()
-                    self._received += 1
-                    waiter = self._senders.popleft() if self._senders else None
+                taken = self._take_locked()
+                if taken is not _EMPTY:
                     break
-                if self._closed:
-                    raise EndOfChannel(f"{self!r} is closed and drained")
                 me = _TaskWaiter(asyncio.get_running_loop())
                 self._receivers.append(me)
             await self._wait(me, self._receivers)
+        item, waiter = taken
         if waiter is not None:
             waiter.wake()
-        return item
+        return item  # type: ignore[no-any-return]
 
     async def _wait(self, me: _TaskWaiter, line: deque[_Waiter]) -> None:
         task = current_task()
@@ -300,12 +321,8 @@ class BridgeChannel(Generic[T]):
         deadline = _deadline(timeout)
         while True:
             with self._lock:
-                if self._closed:
-                    raise ClosedResourceError(f"{self!r}: cannot send on a closed channel")
-                if len(self._buffer) < self._capacity:
-                    self._buffer.append(item)
-                    self._sent += 1
-                    waiter = self._receivers.popleft() if self._receivers else None
+                waiter = self._offer_locked(item)
+                if waiter is not _FULL:
                     break
                 me = self._thread_waiter("put", self._senders)
             self._block(me, self._senders, deadline, "put")
@@ -327,18 +344,15 @@ class BridgeChannel(Generic[T]):
         deadline = _deadline(timeout)
         while True:
             with self._lock:
-                if self._buffer:
-                    item = self._buffer.popleft()
-                    self._received += 1
-                    waiter = self._senders.popleft() if self._senders else None
+                taken = self._take_locked()
+                if taken is not _EMPTY:
                     break
-                if self._closed:
-                    raise EndOfChannel(f"{self!r} is closed and drained")
                 me = self._thread_waiter("get", self._receivers)
             self._block(me, self._receivers, deadline, "get")
+        item, waiter = taken
         if waiter is not None:
             waiter.wake()
-        return item
+        return item  # type: ignore[no-any-return]
 
     def _thread_waiter(self, what: str, line: deque[_Waiter]) -> _ThreadWaiter:
         """Queue a waiter for this thread (called with the lock held)."""
