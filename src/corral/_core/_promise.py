@@ -418,26 +418,7 @@ class Promise(Generic[T]):
             raise ArgumentTypeError(_not_callable_message("on_rejected", on_rejected))
         loop = _get_running_loop()
         child = _derived(loop, _run_then, self, on_fulfilled, on_rejected)
-        # self._react(child, loop), written out: this is the hot path of a then chain.
-        _acquire()
-        try:
-            handled = self._handled
-            if handled is not True:
-                self._handled = True
-                if handled is not False:
-                    handled.disarm()
-            if self._state < _FULFILLED:
-                reactions = self._reactions
-                if reactions is None:
-                    self._reactions = child
-                elif type(reactions) is list:
-                    reactions.append(child)
-                else:
-                    self._reactions = [reactions, child]
-                return child
-        finally:
-            _release()
-        _queue_now(child, loop)
+        self._react(child, loop)
         return child
 
     @overload
@@ -522,7 +503,7 @@ class Promise(Generic[T]):
         waiter = loop.create_future()
         if self._loop is None:
             self._loop = loop
-        if not self._add_waiter(waiter):
+        if not self._register(waiter):
             return self._outcome()
         if INSTRUMENTS.active:
             return (yield from self._wait_instrumented(waiter, loop))
@@ -558,7 +539,7 @@ class Promise(Generic[T]):
         if loop is None:
             raise UsageError("Promise.as_future() needs a running asyncio event loop")
         future: asyncio.Future[T] = loop.create_future()
-        if self._add_waiter(future):
+        if self._register(future):
             future.add_done_callback(self._forget_if_cancelled)
         else:
             _wake(future, self._state, self._value, self._tb)
@@ -652,28 +633,12 @@ class Promise(Generic[T]):
 
         ``loop`` is the loop running in the calling thread (``None`` if none runs).
         """
-        _acquire()
-        try:
-            handled = self._handled
-            if handled is not True:
-                self._handled = True
-                if handled is not False:
-                    handled.disarm()
-            if self._state < _FULFILLED:
-                reactions = self._reactions
-                if reactions is None:
-                    self._reactions = job
-                elif type(reactions) is list:
-                    reactions.append(job)
-                else:
-                    self._reactions = [reactions, job]
-                return
-        finally:
-            _release()
-        _queue_now(job, loop)
+        if not self._register(job):
+            _queue_now(job, loop)
 
-    def _add_waiter(self, waiter: asyncio.Future[Any]) -> bool:
-        """Register ``waiter`` if still pending; ``False`` if the promise has settled."""
+    def _register(self, entry: Promise[Any] | asyncio.Future[Any]) -> bool:
+        """Mark the outcome handled and register ``entry`` (a job or a waiting future) if
+        the promise is still pending; ``False`` if it has settled (nothing registered)."""
         _acquire()
         try:
             handled = self._handled
@@ -685,11 +650,11 @@ class Promise(Generic[T]):
                 return False
             reactions = self._reactions
             if reactions is None:
-                self._reactions = waiter
+                self._reactions = entry
             elif type(reactions) is list:
-                reactions.append(waiter)
+                reactions.append(entry)
             else:
-                self._reactions = [reactions, waiter]
+                self._reactions = [reactions, entry]
             return True
         finally:
             _release()

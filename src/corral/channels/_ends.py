@@ -39,8 +39,22 @@ class _End(Generic[T]):
     _channel: Channel[T]
     _closed: bool
 
+    def __init__(self, channel: Channel[T]) -> None:
+        self._channel = channel
+        self._closed = False
+
     def close(self) -> None:
         raise NotImplementedError
+
+    def clone(self) -> Self:
+        """Another counted end of the same kind on the same channel.
+
+        Raises:
+            ClosedResourceError: this end is closed.
+        """
+        if self._closed:
+            raise ClosedResourceError(f"cannot clone a closed {type(self).__name__}")
+        return type(self)(self._channel)
 
     @property
     def closed(self) -> bool:
@@ -92,8 +106,7 @@ class SendEnd(_End[T]):
     __slots__ = ()
 
     def __init__(self, channel: Channel[T]) -> None:
-        self._channel = channel
-        self._closed = False
+        super().__init__(channel)
         channel._send_ends += 1
 
     async def send(self, item: T) -> None:
@@ -127,16 +140,6 @@ class SendEnd(_End[T]):
     def send_case(self, item: T) -> SendCase[T]:
         """A :func:`corral.select` case that sends ``item`` through this end."""
         return SendCase(self._channel, self, item)
-
-    def clone(self) -> SendEnd[T]:
-        """Another counted send end of the same channel.
-
-        Raises:
-            ClosedResourceError: this end is closed.
-        """
-        if self._closed:
-            raise ClosedResourceError("cannot clone a closed send end")
-        return SendEnd(self._channel)
 
     def close(self) -> None:
         """Close this end (idempotent). Tasks blocked sending through it get
@@ -181,8 +184,7 @@ class ReceiveEnd(_End[T]):
     __slots__ = ()
 
     def __init__(self, channel: Channel[T]) -> None:
-        self._channel = channel
-        self._closed = False
+        super().__init__(channel)
         channel._receive_ends += 1
 
     async def receive(self) -> T:
@@ -217,16 +219,6 @@ class ReceiveEnd(_End[T]):
     def receive_case(self) -> ReceiveCase[T]:
         """A :func:`corral.select` case that receives through this end."""
         return ReceiveCase(self._channel, self)
-
-    def clone(self) -> ReceiveEnd[T]:
-        """Another counted receive end of the same channel.
-
-        Raises:
-            ClosedResourceError: this end is closed.
-        """
-        if self._closed:
-            raise ClosedResourceError("cannot clone a closed receive end")
-        return ReceiveEnd(self._channel)
 
     def close(self) -> None:
         """Close this end (idempotent). Tasks blocked receiving through it get
