@@ -11,7 +11,8 @@ Every async case runs in a fresh event loop, and the time measured is the body a
 the loop's creation. ``gc.collect()`` runs before every timed run.
 
 A case whose code cannot be imported (a peer that is not installed, an API not present in
-this build) is reported as unavailable, and floors that involve it are not judged.
+this build), or that raises :class:`CaseUnavailable` (a service that is not reachable), is
+reported as unavailable, and floors that involve it are not judged.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from corral.errors import InvalidArgumentError
 __all__ = (
     "AtMost",
     "CaseResult",
+    "CaseUnavailable",
     "Floor",
     "FloorResult",
     "OverheadAtMost",
@@ -51,6 +53,10 @@ __all__ = (
 
 #: Runs of each case for a full run (best of these is kept).
 DEFAULT_REPEAT = 5
+
+
+class CaseUnavailable(Exception):
+    """A case cannot run on this machine (a service it needs is not reachable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +166,11 @@ class AtMost:
 
 @dataclass(frozen=True, slots=True)
 class TimesFaster:
-    """``case`` is at least ``factor`` times faster than ``other``."""
+    """``case`` is at least ``factor`` times faster than ``other``.
+
+    A ``factor`` below 1 is a speed ``case`` must keep relative to ``other`` (0.6: at
+    least 60% of its speed), and is worded so.
+    """
 
     case: str
     other: str
@@ -168,6 +178,8 @@ class TimesFaster:
 
     @property
     def text(self) -> str:
+        if self.factor < 1:
+            return f"{self.case} >= {self.factor:g}x the speed of {self.other}"
         return f"{self.case} >= {self.factor:g}x faster than {self.other}"
 
     def judge(self, best: dict[str, float]) -> FloorResult:
@@ -175,7 +187,8 @@ class TimesFaster:
         if isinstance(times, FloorResult):
             return times
         speedup = times[1] / times[0]
-        return FloorResult(self.text, speedup >= self.factor, f"{speedup:.2f}x faster")
+        measured = f"{speedup:.2f}x the speed" if self.factor < 1 else f"{speedup:.2f}x faster"
+        return FloorResult(self.text, speedup >= self.factor, measured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,7 +425,7 @@ def _run_workload(
             gc.collect()
             try:
                 outcome.times.append(case.measure(n))
-            except ImportError as exc:
+            except (ImportError, CaseUnavailable) as exc:
                 outcome.unavailable = str(exc)
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"

@@ -33,7 +33,7 @@ OPTIONAL = (
 #: How much longer ``import corral`` may take than ``import asyncio`` (seconds).
 IMPORT_BUDGET = 0.030
 
-PUBLIC_MODULES = ("corral", "corral.errors", "corral.testing")
+PUBLIC_MODULES = ("corral", "corral.errors", "corral.eventsourcing", "corral.testing")
 
 
 def python(code: str, env: dict[str, str] | None = None) -> str:
@@ -74,7 +74,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         corral.Chanel  # noqa: B018
 
 
-def import_overhead_seconds(runs: int = 5) -> float:
+def import_overhead_seconds(runs: int = 9) -> float:
     """Best of ``runs``: how long ``import corral`` takes once asyncio is imported.
 
     Measured inside fresh interpreters, so the difference is exactly what corral adds

@@ -48,6 +48,7 @@ from .errors import AggregateError as AggregateError
 from .errors import CorralError as CorralError
 
 if typing.TYPE_CHECKING:
+    from .backends._connect import connect as connect
     from .channels._bridge import BridgeChannel as BridgeChannel
     from .channels._bridge import BridgeChannelStatistics as BridgeChannelStatistics
     from .channels._cases import SelectCase as SelectCase
@@ -83,14 +84,62 @@ if typing.TYPE_CHECKING:
     from .channels._threads import to_thread as to_thread
     from .channels._waitgroup import WaitGroup as WaitGroup
     from .channels._waitgroup import WaitGroupStatistics as WaitGroupStatistics
+    from .optimize._adaptive import AdaptiveLimiter as AdaptiveLimiter
+    from .optimize._adaptive import AdaptiveLimiterStatistics as AdaptiveLimiterStatistics
+    from .optimize._adaptive import AdaptiveToken as AdaptiveToken
+    from .optimize._adaptive_algorithms import AIMD as AIMD
+    from .optimize._adaptive_algorithms import Gradient as Gradient
+    from .optimize._adaptive_algorithms import LimitAlgorithm as LimitAlgorithm
+    from .optimize._amap import AsyncMap as AsyncMap
+    from .optimize._amap import amap as amap
+    from .optimize._amap import map_all as map_all
+    from .optimize._amap_run import AsyncMapStatistics as AsyncMapStatistics
+    from .optimize._breaker import CircuitBreaker as CircuitBreaker
+    from .optimize._breaker import CircuitBreakerStatistics as CircuitBreakerStatistics
+    from .optimize._breaker import CircuitStateChange as CircuitStateChange
+    from .optimize._breaker_store import BreakerAdmission as BreakerAdmission
+    from .optimize._breaker_store import BreakerRules as BreakerRules
+    from .optimize._breaker_store import BreakerStore as BreakerStore
+    from .optimize._breaker_store import CircuitState as CircuitState
+    from .optimize._breaker_store import CircuitView as CircuitView
+    from .optimize._breaker_store import MemoryBreakerStore as MemoryBreakerStore
+    from .optimize._breaker_store import SyncBreakerStore as SyncBreakerStore
     from .optimize._bulkhead import Bulkhead as Bulkhead
     from .optimize._bulkhead import BulkheadStatistics as BulkheadStatistics
+    from .optimize._cache import CachedFunction as CachedFunction
+    from .optimize._cache import CacheStatistics as CacheStatistics
+    from .optimize._cache import cached as cached
+    from .optimize._cache_store import CacheEntry as CacheEntry
+    from .optimize._cache_store import CacheStore as CacheStore
+    from .optimize._cache_store import MemoryCacheStore as MemoryCacheStore
+    from .optimize._coalesce import Coalesced as Coalesced
+    from .optimize._coalesce import Coalescer as Coalescer
+    from .optimize._coalesce import CoalescerStatistics as CoalescerStatistics
+    from .optimize._coalesce import coalesce as coalesce
+    from .optimize._dataloader import DataLoader as DataLoader
+    from .optimize._dataloader import DataLoaderStatistics as DataLoaderStatistics
+    from .optimize._fallback import Fallback as Fallback
+    from .optimize._fallback import FallbackStatistics as FallbackStatistics
+    from .optimize._hedge import Hedge as Hedge
+    from .optimize._hedge import HedgeStatistics as HedgeStatistics
+    from .optimize._hedge import LatencyPercentile as LatencyPercentile
+    from .optimize._hedge import LatencyPercentileStatistics as LatencyPercentileStatistics
+    from .optimize._hedge import hedge as hedge
     from .optimize._limiter import Limiter as Limiter
     from .optimize._limiter import LimiterStatistics as LimiterStatistics
+    from .optimize._policy import Policy as Policy
+    from .optimize._policy import PolicyStatistics as PolicyStatistics
+    from .optimize._policy import policy as policy
+    from .optimize._pool import Pool as Pool
+    from .optimize._pool import PoolStatistics as PoolStatistics
+    from .optimize._ratelimit import AsyncRateLimitStore as AsyncRateLimitStore
     from .optimize._ratelimit import MemoryRateLimitStore as MemoryRateLimitStore
     from .optimize._ratelimit import RateLimiter as RateLimiter
     from .optimize._ratelimit import RateLimiterStatistics as RateLimiterStatistics
     from .optimize._ratelimit import RateLimitStore as RateLimitStore
+    from .optimize._request_scope import RequestScope as RequestScope
+    from .optimize._request_scope import RequestScopeStatistics as RequestScopeStatistics
+    from .optimize._request_scope import request_scope as request_scope
     from .optimize._retry import Attempt as Attempt
     from .optimize._retry import AttemptInfo as AttemptInfo
     from .optimize._retry import Retry as Retry
@@ -100,34 +149,79 @@ if typing.TYPE_CHECKING:
     from .optimize._retry import retrying as retrying
     from .optimize._retry_budget import RetryBudget as RetryBudget
     from .optimize._retry_budget import RetryBudgetStatistics as RetryBudgetStatistics
+    from .optimize._stream import Stream as Stream
+    from .optimize._stream import StreamIterator as StreamIterator
+    from .optimize._stream import StreamStatistics as StreamStatistics
+    from .optimize._timeout import Timeout as Timeout
+    from .optimize._timeout import TimeoutStatistics as TimeoutStatistics
 
 # name -> the module that defines it, imported on first use (PEP 562)
 _LAZY: dict[str, str] = {
+    "AIMD": "corral.optimize._adaptive_algorithms",
+    "AdaptiveLimiter": "corral.optimize._adaptive",
+    "AdaptiveLimiterStatistics": "corral.optimize._adaptive",
+    "AdaptiveToken": "corral.optimize._adaptive",
+    "AsyncMap": "corral.optimize._amap",
+    "AsyncMapStatistics": "corral.optimize._amap_run",
+    "AsyncRateLimitStore": "corral.optimize._ratelimit",
     "Attempt": "corral.optimize._retry",
     "AttemptInfo": "corral.optimize._retry",
     "BlockingPortal": "corral.channels._portal",
     "BlockingPortalStatistics": "corral.channels._portal",
+    "BreakerAdmission": "corral.optimize._breaker_store",
+    "BreakerRules": "corral.optimize._breaker_store",
+    "BreakerStore": "corral.optimize._breaker_store",
     "BridgeChannel": "corral.channels._bridge",
     "BridgeChannelStatistics": "corral.channels._bridge",
     "Bulkhead": "corral.optimize._bulkhead",
     "BulkheadStatistics": "corral.optimize._bulkhead",
+    "CacheEntry": "corral.optimize._cache_store",
+    "CacheStatistics": "corral.optimize._cache",
+    "CacheStore": "corral.optimize._cache_store",
+    "CachedFunction": "corral.optimize._cache",
     "Channel": "corral.channels._channel",
     "ChannelStatistics": "corral.channels._channel",
+    "CircuitBreaker": "corral.optimize._breaker",
+    "CircuitBreakerStatistics": "corral.optimize._breaker",
+    "CircuitState": "corral.optimize._breaker_store",
+    "CircuitStateChange": "corral.optimize._breaker",
+    "CircuitView": "corral.optimize._breaker_store",
+    "Coalesced": "corral.optimize._coalesce",
+    "Coalescer": "corral.optimize._coalesce",
+    "CoalescerStatistics": "corral.optimize._coalesce",
+    "DataLoader": "corral.optimize._dataloader",
+    "DataLoaderStatistics": "corral.optimize._dataloader",
     "DefaultCase": "corral.channels._select",
     "ErrGroup": "corral.channels._errgroup",
     "ErrGroupStatistics": "corral.channels._errgroup",
     "EventCase": "corral.channels._select",
+    "Fallback": "corral.optimize._fallback",
+    "FallbackStatistics": "corral.optimize._fallback",
     "FutureCase": "corral.channels._select",
+    "Gradient": "corral.optimize._adaptive_algorithms",
+    "Hedge": "corral.optimize._hedge",
+    "HedgeStatistics": "corral.optimize._hedge",
+    "LatencyPercentile": "corral.optimize._hedge",
+    "LatencyPercentileStatistics": "corral.optimize._hedge",
+    "LimitAlgorithm": "corral.optimize._adaptive_algorithms",
     "Limiter": "corral.optimize._limiter",
     "LimiterStatistics": "corral.optimize._limiter",
+    "MemoryBreakerStore": "corral.optimize._breaker_store",
+    "MemoryCacheStore": "corral.optimize._cache_store",
     "MemoryRateLimitStore": "corral.optimize._ratelimit",
     "Once": "corral.channels._once",
     "OnceStatistics": "corral.channels._once",
+    "Policy": "corral.optimize._policy",
+    "PolicyStatistics": "corral.optimize._policy",
+    "Pool": "corral.optimize._pool",
+    "PoolStatistics": "corral.optimize._pool",
     "RateLimitStore": "corral.optimize._ratelimit",
     "RateLimiter": "corral.optimize._ratelimit",
     "RateLimiterStatistics": "corral.optimize._ratelimit",
     "ReceiveCase": "corral.channels._channel",
     "ReceiveEnd": "corral.channels._channel",
+    "RequestScope": "corral.optimize._request_scope",
+    "RequestScopeStatistics": "corral.optimize._request_scope",
     "Retry": "corral.optimize._retry",
     "RetryBudget": "corral.optimize._retry_budget",
     "RetryBudgetStatistics": "corral.optimize._retry_budget",
@@ -137,17 +231,31 @@ _LAZY: dict[str, str] = {
     "Selected": "corral.channels._cases",
     "SendCase": "corral.channels._channel",
     "SendEnd": "corral.channels._channel",
+    "Stream": "corral.optimize._stream",
+    "StreamIterator": "corral.optimize._stream",
+    "StreamStatistics": "corral.optimize._stream",
+    "SyncBreakerStore": "corral.optimize._breaker_store",
     "ThreadLimiter": "corral.channels._threads",
     "ThreadLimiterStatistics": "corral.channels._threads",
+    "Timeout": "corral.optimize._timeout",
     "TimeoutCase": "corral.channels._select",
+    "TimeoutStatistics": "corral.optimize._timeout",
     "WaitGroup": "corral.channels._waitgroup",
     "WaitGroupStatistics": "corral.channels._waitgroup",
+    "amap": "corral.optimize._amap",
+    "cached": "corral.optimize._cache",
+    "coalesce": "corral.optimize._coalesce",
+    "connect": "corral.backends._connect",
     "default_case": "corral.channels._select",
     "default_thread_limiter": "corral.channels._threads",
     "event_case": "corral.channels._select",
     "from_thread": "corral.channels._threads",
     "future_case": "corral.channels._select",
+    "hedge": "corral.optimize._hedge",
+    "map_all": "corral.optimize._amap",
+    "policy": "corral.optimize._policy",
     "receive_case": "corral.channels._channel",
+    "request_scope": "corral.optimize._request_scope",
     "retry": "corral.optimize._retry",
     "retrying": "corral.optimize._retry",
     "select": "corral.channels._select",
@@ -172,17 +280,31 @@ def __dir__() -> list[str]:
 
 
 __all__ = (
+    "AIMD",
     "INSTRUMENTS",
     "TASK_STATUS_IGNORED",
+    "AdaptiveLimiter",
+    "AdaptiveLimiterStatistics",
+    "AdaptiveToken",
     "AggregateError",
+    "AsyncMap",
+    "AsyncMapStatistics",
+    "AsyncRateLimitStore",
     "Attempt",
     "AttemptInfo",
     "BlockingPortal",
     "BlockingPortalStatistics",
+    "BreakerAdmission",
+    "BreakerRules",
+    "BreakerStore",
     "BridgeChannel",
     "BridgeChannelStatistics",
     "Bulkhead",
     "BulkheadStatistics",
+    "CacheEntry",
+    "CacheStatistics",
+    "CacheStore",
+    "CachedFunction",
     "CancelReason",
     "CancelScope",
     "CancelScopeStatistics",
@@ -191,20 +313,44 @@ __all__ = (
     "CancelTokenStatistics",
     "Channel",
     "ChannelStatistics",
+    "CircuitBreaker",
+    "CircuitBreakerStatistics",
+    "CircuitState",
+    "CircuitStateChange",
+    "CircuitView",
+    "Coalesced",
+    "Coalescer",
+    "CoalescerStatistics",
     "CorralError",
+    "DataLoader",
+    "DataLoaderStatistics",
     "DefaultCase",
     "ErrGroup",
     "ErrGroupStatistics",
     "EventCase",
+    "Fallback",
+    "FallbackStatistics",
     "Fulfilled",
     "FutureCase",
+    "Gradient",
+    "Hedge",
+    "HedgeStatistics",
     "Instrument",
+    "LatencyPercentile",
+    "LatencyPercentileStatistics",
+    "LimitAlgorithm",
     "Limiter",
     "LimiterStatistics",
+    "MemoryBreakerStore",
+    "MemoryCacheStore",
     "MemoryRateLimitStore",
     "Once",
     "OnceStatistics",
     "Outcome",
+    "Policy",
+    "PolicyStatistics",
+    "Pool",
+    "PoolStatistics",
     "Promise",
     "PromiseState",
     "PromiseStatistics",
@@ -214,6 +360,8 @@ __all__ = (
     "ReceiveCase",
     "ReceiveEnd",
     "Rejected",
+    "RequestScope",
+    "RequestScopeStatistics",
     "Resolvers",
     "Retry",
     "RetryBudget",
@@ -224,20 +372,30 @@ __all__ = (
     "Selected",
     "SendCase",
     "SendEnd",
+    "Stream",
+    "StreamIterator",
+    "StreamStatistics",
+    "SyncBreakerStore",
     "TaskGroup",
     "TaskGroupStatistics",
     "TaskHandle",
     "TaskStatus",
     "ThreadLimiter",
     "ThreadLimiterStatistics",
+    "Timeout",
     "TimeoutCase",
+    "TimeoutStatistics",
     "WaitGroup",
     "WaitGroupStatistics",
     "__version__",
     "all",
     "all_keyed",
     "all_settled",
+    "amap",
     "any",
+    "cached",
+    "coalesce",
+    "connect",
     "current_effective_deadline",
     "default_case",
     "default_thread_limiter",
@@ -247,10 +405,14 @@ __all__ = (
     "fault_point",
     "from_thread",
     "future_case",
+    "hedge",
+    "map_all",
     "move_on_after",
     "move_on_at",
+    "policy",
     "race",
     "receive_case",
+    "request_scope",
     "retry",
     "retrying",
     "select",

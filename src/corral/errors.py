@@ -13,11 +13,21 @@ working::
     ├── DeadlineExceeded (TimeoutError)     a ``fail_after`` / ``fail_at`` deadline passed
     ├── WouldBlock                          a ``*_nowait`` operation would have to wait
     ├── BulkheadFull                        a bulkhead's slots and queue are all taken
+    ├── CircuitOpenError                    a circuit breaker is open: the call was not made
+    ├── BatchError                          a DataLoader's batch function broke its
+    │                                       contract (wrong number of results, a missing key)
     ├── EndOfChannel                        the channel is closed and drained: no more items
     ├── ClosedResourceError                 you closed it, then used it
     ├── BrokenResourceError                 something external broke it (see ``__cause__``)
     ├── InputCancelledError                 an input of a combinator was cancelled by
     │                                       somebody else (the ``CancelledError`` is the cause)
+    ├── StorageError                        a storage backend refused or failed an operation
+    │   ├── ConcurrencyError                an expected-version check failed (stream, expected,
+    │   │                                   actual)
+    │   ├── DuplicateError                  an event id is already stored with other content
+    │   ├── SerializationError              stored data cannot be decoded (stream, position)
+    │   └── BackendUnavailable              the database or server cannot be reached or used
+    │                                       (the driver's exception is the ``__cause__``)
     └── AggregateError                      every input of ``corral.any`` failed; a real
                                             ``ExceptionGroup`` when it carries errors, so
                                             ``except*`` works on it
@@ -34,14 +44,21 @@ from typing import Any, Self
 __all__ = (
     "AggregateError",
     "ArgumentTypeError",
+    "BackendUnavailable",
+    "BatchError",
     "BrokenResourceError",
     "BulkheadFull",
+    "CircuitOpenError",
     "ClosedResourceError",
+    "ConcurrencyError",
     "CorralError",
     "DeadlineExceeded",
+    "DuplicateError",
     "EndOfChannel",
     "InputCancelledError",
     "InvalidArgumentError",
+    "SerializationError",
+    "StorageError",
     "UsageError",
     "WouldBlock",
 )
@@ -82,6 +99,29 @@ class BulkheadFull(CorralError):
     """A bulkhead had no free slot and no room in its queue, so it rejected the call at once."""
 
 
+class CircuitOpenError(CorralError):
+    """A circuit breaker rejected the call without making it.
+
+    ``retry_after`` is how many seconds from the rejection the breaker will let a probe
+    call through (``0.0`` when it is half-open with every probe slot taken);
+    ``breaker_name`` names the breaker.
+    """
+
+    def __init__(self, message: str, *, breaker_name: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.breaker_name = breaker_name
+        self.retry_after = retry_after
+
+
+class BatchError(CorralError):
+    """A :class:`corral.DataLoader` batch function returned results that do not fit its keys.
+
+    It returned a sequence of the wrong length, a mapping without a result for some key,
+    or something that is neither. Every load waiting on that batch call raises it; the
+    loader stays usable.
+    """
+
+
 class EndOfChannel(CorralError):
     """A receive found the channel closed by every sender and its buffer drained.
 
@@ -112,6 +152,96 @@ class InputCancelledError(CorralError):
     def __init__(self, index: int) -> None:
         super().__init__(f"input {index} was cancelled by somebody else")
         self.index = index
+
+
+class StorageError(CorralError):
+    """A storage backend (event store, stream, workflow store) refused or failed an operation.
+
+    Driver exceptions never leave a backend as they are: each is translated into one of
+    the subclasses below, with the driver's exception as ``__cause__``.
+    """
+
+
+class ConcurrencyError(StorageError):
+    """An append's expected version did not match the stream, so nothing was written.
+
+    Attributes:
+        stream: the stream whose check failed.
+        expected: the expected version given (an ``int`` or a ``StreamState`` such as
+            ``NO_STREAM``).
+        actual: the stream's version when the check ran (0 for a stream without events).
+    """
+
+    def __init__(self, stream: str, expected: object, actual: int) -> None:
+        super().__init__(
+            f"stream {stream!r}: expected version {_version_text(expected)}, "
+            f"actual version {actual}"
+        )
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stream, self.expected, self.actual))
+
+
+def _version_text(expected: object) -> str:
+    name = getattr(expected, "name", None)
+    return name if isinstance(name, str) else repr(expected)
+
+
+class DuplicateError(StorageError):
+    """An event id is already stored, but not as part of the same append.
+
+    A retried append (same event ids, same content, same stream) is not an error: it
+    returns the original result. This error means the ids collide with *different*
+    events: other content, another stream, or only some of the append's ids.
+
+    Attributes:
+        stream: the stream the append was for.
+        event_id: the first colliding event id.
+        reason: how it collides.
+    """
+
+    def __init__(self, stream: str, event_id: object, reason: str) -> None:
+        super().__init__(f"stream {stream!r}: event id {event_id} {reason}")
+        self.stream = stream
+        self.event_id = event_id
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stream, self.event_id, self.reason))
+
+
+class SerializationError(StorageError):
+    """Stored data cannot be decoded (or data cannot be encoded) as asked.
+
+    The store stays readable: other events are unaffected.
+
+    Attributes:
+        stream: the stream of the event.
+        position: the event's global position (``None`` for an event not yet stored).
+        reason: what is wrong with the data.
+    """
+
+    def __init__(self, stream: str, position: int | None, reason: str) -> None:
+        where = (
+            f"stream {stream!r}" if position is None else f"stream {stream!r} position {position}"
+        )
+        super().__init__(f"{where}: {reason}")
+        self.stream = stream
+        self.position = position
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stream, self.position, self.reason))
+
+
+class BackendUnavailable(StorageError):
+    """The database or server behind a backend cannot be reached or used right now.
+
+    Raised instead of the driver's own exception, which is the ``__cause__``.
+    """
 
 
 class AggregateError(CorralError):

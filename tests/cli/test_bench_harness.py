@@ -136,6 +136,19 @@ def test_an_import_error_marks_the_case_unavailable_and_other_errors_fail() -> N
     assert not report.ok
 
 
+def test_a_case_that_raises_case_unavailable_is_unavailable() -> None:
+    def needs_a_service(n: int) -> float:
+        raise _harness.CaseUnavailable("redis is not reachable at 127.0.0.1:6379")
+
+    workload = Workload(
+        "w", "t", 1, 1, "x", "fixed 1", (fixed(1), timed_case("service", needs_a_service))
+    )
+    report = _harness.run([workload], repeat=2)
+    unavailable = report.workloads[0].cases[1]
+    assert unavailable.unavailable == "redis is not reachable at 127.0.0.1:6379"
+    assert unavailable.error is None
+
+
 def test_async_cases_each_run_in_a_fresh_event_loop() -> None:
     loops: list[asyncio.AbstractEventLoop] = []
 
@@ -165,15 +178,26 @@ def test_repeat_below_one_is_refused() -> None:
 def test_discover_finds_every_workload_and_rejects_unknown_names() -> None:
     names = [workload.name for workload in _harness.discover()]
     assert sorted(names) == [
+        "adaptive",
         "all",
+        "amap",
+        "breaker",
         "bridge",
+        "cache",
         "channel",
+        "coalesce",
+        "dataloader",
+        "eventstore",
+        "eventstore-postgres",
         "import",
         "limiter",
         "pingpong",
+        "pipeline",
+        "pool",
         "promise-await",
         "promise-chain",
         "ratelimit",
+        "redis-ratelimit",
         "retry",
         "select",
         "taskgroup",
@@ -191,6 +215,8 @@ def test_every_declared_release_floor_is_present() -> None:
         "corral TaskGroup.start_soon <= 1.2x asyncio.TaskGroup.create_task",
         "corral TaskGroup.start_soon >= 4x faster than anyio start_soon",
         "corral.all <= 1.1x asyncio.gather",
+        "corral amap <= 1.1x asyncio.Queue 100-worker pool",
+        "corral amap >= 10x faster than aiometer amap",
         "corral Promise <= 1.5x asyncio.Future",
         "corral Promise.then >= 5x faster than promise 2.3 Promise.then",
         "corral move_on_after <= 1.5x asyncio.timeout",
@@ -207,11 +233,32 @@ def test_every_declared_release_floor_is_present() -> None:
         "corral select, 4 channels <= 3x corral receive",
         "corral RateLimiter.acquire >= 1.5x faster than aiolimiter acquire",
         "corral RateLimiter.acquire <= 2x asyncio.Semaphore acquire+release",
+        "corral RateLimiter.acquire, Redis store <= 1.5x redis-py EVALSHA, trivial script",
         "corral retry >= 20x faster than tenacity @retry",
         "corral retry >= 20x faster than tenacity AsyncRetrying",
         "corral retry >= 20x faster than stamina retry",
+        "corral @CircuitBreaker >= 2.5x faster than purgatory breaker",
+        "corral breaker.call >= 2x faster than aiobreaker call_async",
         "corral Limiter <= 1.5x asyncio.Semaphore",
         "corral Limiter >= 5x faster than anyio CapacityLimiter",
+        "corral AdaptiveLimiter (Gradient) <= 4x asyncio.Semaphore",
+        "corral cached >= 2x faster than async-lru alru_cache",
+        "corral cached(ttl) >= 1.2x faster than async-lru alru_cache(ttl)",
+        "corral Stream >= 2x faster than aiostream pipe",
+        "corral Pool <= 1.5x asyncio.Queue pool",
+        "corral append, 1 stream >= 2x faster than eventsourcing insert_events, 1 aggregate",
+        "corral append, 1,000 streams >= 2x faster than eventsourcing insert_events, "
+        "1,000 aggregates",
+        "corral append, 16 tasks >= 10x faster than eventsourcing insert_events, 16 threads",
+        "corral read_all <= 1x eventsourcing select_notifications",
+        "corral append, 1 writer >= 3x faster than eventsourcing insert_events, 1 writer",
+        "corral append, 8 tasks >= 5x faster than eventsourcing insert_events, 8 threads",
+        "corral append, 1 writer >= 0.6x the speed of raw asyncpg INSERT per event, 1 writer",
+        "corral append, 8 tasks >= 0.6x the speed of raw asyncpg INSERT per event, 8 connections",
+        "corral Coalescer <= 2x dict of futures",
+        "corral load_many >= 2x faster than aiodataloader load_many",
+        "corral load_many makes no more batch calls than aiodataloader load_many",
+        "corral gather(load) makes no more batch calls than aiodataloader gather(load)",
     }
 
 

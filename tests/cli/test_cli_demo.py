@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -31,6 +32,11 @@ SECTION_KEYS = [
     "threads",
     "simulation",
     "limits-and-retries",
+    "mapping-and-pipelines",
+    "resilience",
+    "caching-and-pools",
+    "adaptive-limits",
+    "event-store",
 ]
 
 
@@ -116,6 +122,36 @@ def test_virtual_time_section_reports_virtual_seconds() -> None:
     output = shown_output(result.output)
     assert "cut short after 30 s: True" in output
     assert "virtual time: 30.5 s" in output
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("mapping-and-pipelines", "map_all: 50 pages of 0.1 s, 10 at a time, in 0.5 s"),
+        ("mapping-and-pipelines", "[[1, 4, 16, 25, 49], [64, 100, 121, 169, 196], [256, 289"),
+        ("resilience", "breaker: open after 4 failures, 2 calls rejected"),
+        ("resilience", "hedge: answer from attempt 2 after 0.15 s"),
+        ("resilience", "policy(fallback, retry, timeout): cached answer"),
+        ("caching-and-pools", "30 lookups of 3 users made 3 calls (27 shared one)"),
+        ("caching-and-pools", "10 queries used 2 connections"),
+        ("caching-and-pools", "12 loads ('user 0', ...) made 1 call: [[0, 1, 2, 3]]"),
+        ("event-store", "expected version 1, actual version 2"),
+        ("event-store", "is not duplicated: (1,)"),
+        ("event-store", "v2 #2 Deposited {'amount': 50}"),
+    ],
+)
+def test_later_sections_show_their_measured_effect(key: str, expected: str) -> None:
+    result = runner.invoke(app, ["demo", key], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert expected in shown_output(result.output)
+
+
+def test_adaptive_section_settles_below_where_it_started() -> None:
+    result = runner.invoke(app, ["demo", "adaptive-limits"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    settled = re.search(r"started at 50 and settled at (\d+)", shown_output(result.output))
+    assert settled is not None
+    assert 8 <= int(settled.group(1)) < 50
 
 
 def test_demo_shows_the_example_code_it_runs() -> None:

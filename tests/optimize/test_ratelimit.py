@@ -352,7 +352,10 @@ def test_wrong_types_are_refused() -> None:
         RateLimiter("10")  # type: ignore[arg-type]
     with pytest.raises(ArgumentTypeError, match="burst must be a number, not bool"):
         RateLimiter(1, burst=True)
-    with pytest.raises(ArgumentTypeError, match="store must be a RateLimitStore, not dict"):
+    with pytest.raises(
+        ArgumentTypeError,
+        match="store must be a RateLimitStore or an AsyncRateLimitStore, not dict",
+    ):
         RateLimiter(1, store={})  # type: ignore[arg-type]
 
 

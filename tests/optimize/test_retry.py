@@ -416,7 +416,7 @@ async def test_a_failing_hook_propagates_and_returns_the_token(
 
 
 async def test_retry_without_waits_works_on_real_loops() -> None:
-    policy = corral.retry(attempts=5, wait_initial=3600, wait_max=3600)
+    policy = corral.retry(attempts=5, wait_initial=3600, wait_max=3600, wait_jitter=False)
     with corral.move_on_after(600):
         # an hour's wait would pass the deadline, so the policy gives up at once...
         with pytest.raises(ConnectionError, match="failure 1"):

@@ -445,3 +445,231 @@ def limits_and_retries() -> None:
         print(f"retry: {result} after {calls} calls, waited {loop.time() - start:g} s")
 
     corral.testing.run(main)  # virtual time: the waits above take no real time
+
+
+@section(
+    "mapping-and-pipelines",
+    "Bounded mapping and pipelines",
+    "amap runs a function over many inputs with a concurrency limit, pulling inputs only as "
+    "capacity frees; Stream chains map/filter/chunk/... stages and closes every one of them.",
+    requires=("amap", "map_all", "Stream"),
+)
+def mapping_and_pipelines() -> None:
+    import asyncio
+    import itertools
+
+    import corral
+    import corral.testing
+
+    async def fetch(page: int) -> str:
+        await asyncio.sleep(0.1)
+        return f"page {page}"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        pages = await corral.map_all(fetch, range(50), limit=10)
+        print(f"map_all: {len(pages)} pages of 0.1 s, 10 at a time, in {loop.time():g} s")
+
+        endless = itertools.count()  # amap pulls only what it can run
+        first: list[str] = []
+        async with corral.amap(fetch, endless, limit=5, ordered=True) as results:
+            async for page in results:
+                first.append(page)
+                if len(first) == 3:
+                    break  # leaving the block cancels the calls still running
+        print("amap over an endless source, first three:", first, f"({next(endless)} pulled)")
+
+        batches = await (
+            corral.Stream(range(1, 21))
+            .filter(lambda n: n % 3 != 0)
+            .map(lambda n: n * n)
+            .chunk(5)
+            .list()
+        )
+        print("Stream filter | map | chunk(5):", batches)
+
+    corral.testing.run(main)  # virtual time: the sleeps above take no real time
+
+
+@section(
+    "resilience",
+    "Resilience: breaker, hedging, policies",
+    "A CircuitBreaker fails fast while a dependency is down; hedge starts a second attempt "
+    "when the first is slow; policy() composes the stages in one documented order.",
+    requires=("CircuitBreaker", "hedge", "policy", "Fallback", "Timeout"),
+)
+def resilience() -> None:
+    import asyncio
+    import contextlib
+
+    import corral
+    import corral.testing
+    from corral.errors import CircuitOpenError
+
+    async def down() -> str:
+        raise ConnectionError("dependency is down")
+
+    async def main() -> None:
+        breaker = corral.CircuitBreaker("inventory", window_calls=10, minimum_calls=4)
+        for _ in range(6):
+            with contextlib.suppress(ConnectionError, CircuitOpenError):
+                await breaker.call(down)
+        stats = breaker.statistics()
+        print(f"breaker: {stats.state.value} after 4 failures, {stats.rejected} calls rejected")
+
+        attempts = 0
+
+        async def sometimes_slow() -> str:
+            nonlocal attempts
+            attempts += 1
+            await asyncio.sleep(5 if attempts == 1 else 0.05)  # the first copy is slow
+            return f"answer from attempt {attempts}"
+
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        answer = await corral.hedge(sometimes_slow, delay=0.1)
+        print(f"hedge: {answer} after {loop.time() - start:.2f} s, the slow one cancelled")
+
+        resilient = corral.policy(
+            corral.Fallback(value="cached answer"),
+            corral.retry(attempts=2, wait_jitter=False),
+            corral.Timeout(1.0),
+        )
+        print("policy(fallback, retry, timeout):", await resilient.run(down))
+
+    corral.testing.run(main)
+
+
+@section(
+    "caching-and-pools",
+    "Batching, caching and pools",
+    "DataLoader turns loads issued together into one batch call; cached keeps answers (LRU, "
+    "TTL) and lets concurrent misses of one key share a call; Pool lends reusable objects.",
+    requires=("DataLoader", "cached", "Pool"),
+)
+def caching_and_pools() -> None:
+    import asyncio
+
+    import corral
+    import corral.testing
+
+    async def main() -> None:
+        batches: list[list[int]] = []
+
+        async def users_by_id(ids: list[int]) -> list[str]:
+            batches.append(ids)
+            return [f"user {user_id}" for user_id in ids]
+
+        users = corral.DataLoader(users_by_id)
+        names = await corral.all(users.load(post % 4) for post in range(12))
+        print(f"DataLoader: 12 loads ({names[0]!r}, ...) made {len(batches)} call: {batches}")
+
+        calls = 0
+
+        @corral.cached(ttl=60)
+        async def user(user_id: int) -> str:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.05)
+            return f"user {user_id}"
+
+        await corral.all(user(i % 3) for i in range(30))
+        stats = user.statistics()
+        print(f"cached: 30 lookups of 3 users made {calls} calls ({stats.coalesced} shared one)")
+
+        created = 0
+
+        async def connect() -> str:
+            nonlocal created
+            created += 1
+            return f"connection {created}"
+
+        async with corral.Pool(connect, max_size=2) as pool:
+
+            async def query(n: int) -> None:
+                async with pool.acquire():
+                    await asyncio.sleep(0.01)
+
+            await corral.all(query(n) for n in range(10))
+            print(f"Pool(max_size=2): 10 queries used {created} connections;", repr(pool))
+
+    corral.testing.run(main)
+
+
+@section(
+    "adaptive-limits",
+    "Adaptive concurrency",
+    "AdaptiveLimiter tunes its own limit from the latency of the work it admits: here it "
+    "finds the capacity of a server whose latency grows once more than 8 requests run.",
+    requires=("AdaptiveLimiter", "Gradient"),
+)
+def adaptive_limits() -> None:
+    import asyncio
+
+    import corral
+    import corral.testing
+
+    async def main() -> None:
+        in_flight = 0
+
+        async def server() -> None:  # 10 ms up to 8 at once, slower beyond
+            nonlocal in_flight
+            in_flight += 1
+            try:
+                await asyncio.sleep(0.01 * max(1.0, in_flight / 8))
+            finally:
+                in_flight -= 1
+
+        limiter = corral.AdaptiveLimiter(corral.Gradient(), initial=50, max_limit=200)
+
+        async def client() -> None:
+            for _ in range(200):
+                async with limiter:
+                    await server()
+
+        async with corral.TaskGroup() as tg:
+            for _ in range(100):
+                tg.start_soon(client)
+        print(f"limit started at 50 and settled at {limiter.statistics().limit}", repr(limiter))
+
+    corral.testing.run(main)
+
+
+@section(
+    "event-store",
+    "Event store on SQLite",
+    "corral.connect('sqlite:///...') opens an event store in one file (WAL, fsync at commit, "
+    "group commit): streams with optimistic concurrency, one global order, idempotent appends.",
+    requires=("connect",),
+)
+def event_store() -> None:
+    import asyncio
+    import json
+    import pathlib
+    import tempfile
+
+    import corral
+    from corral.errors import ConcurrencyError
+    from corral.eventsourcing import NO_STREAM, NewEvent
+
+    def event(kind: str, **data: object) -> NewEvent:
+        return NewEvent(kind, json.dumps(data).encode())
+
+    async def main(path: pathlib.Path) -> None:
+        async with corral.connect(f"sqlite:///{path}") as store:
+            opened = event("AccountOpened", owner="ada")
+            await store.append("account-1", [opened], expected_version=NO_STREAM)
+            await store.append("account-1", [event("Deposited", amount=50)], expected_version=1)
+            try:  # a writer that still believes the account is at version 1
+                await store.append("account-1", [event("Withdrawn", amount=80)], expected_version=1)
+            except ConcurrencyError as exc:
+                print("conflict:", exc)
+            again = await store.append("account-1", [opened], expected_version=NO_STREAM)
+            print("retried append of the same event id is not duplicated:", again.positions)
+            async for recorded in store.read_stream("account-1"):
+                print(f"  v{recorded.version} #{recorded.position} {recorded.type}", end="")
+                print(f" {json.loads(recorded.data)}")
+            print(repr(store))
+
+    with tempfile.TemporaryDirectory() as directory:
+        asyncio.run(main(pathlib.Path(directory) / "bank.db"))

@@ -1,0 +1,1 @@
+"""Backends: one package per storage technology, each implementing corral's ports."""

@@ -1,0 +1,392 @@
+"""PostgresEventStore: the event store in a PostgreSQL schema, on an asyncpg pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Final
+
+import asyncpg
+
+from ...errors import (
+    ArgumentTypeError,
+    BackendUnavailable,
+    ConcurrencyError,
+    InvalidArgumentError,
+    SerializationError,
+)
+from ...eventsourcing._rules import StreamAppend, check_expected, match_retry
+from ...eventsourcing._store import EventStore
+from ...eventsourcing._types import (
+    AppendResult,
+    ExpectedVersion,
+    RecordedEvent,
+    StreamState,
+)
+from ...optimize._limiter import size_arg
+from ._schema import (
+    CONFLICT,
+    EXPECT_ANY,
+    EXPECT_NO_STREAM,
+    EXPECT_STREAM_EXISTS,
+    POSITION_BITS,
+    create_schema,
+    horizon,
+    map_exceptions,
+    schema_arg,
+    writers_key,
+)
+
+__all__ = ("PostgresEventStore",)
+
+#: Longest (seconds) :meth:`PostgresEventStore.read_all` waits, per page, for older
+#: transactions to end when committed events wait behind them.
+HORIZON_WAIT: Final = 0.25
+
+#: Most events one append (over all its streams) may hold.
+MAX_EVENTS_PER_APPEND: Final = 2**POSITION_BITS
+
+_COLUMNS: Final = "stream, version, position, id, type, data, metadata, content_type, recorded_at"
+_EXPECTED: Final[dict[StreamState, int]] = {
+    StreamState.ANY: EXPECT_ANY,
+    StreamState.NO_STREAM: EXPECT_NO_STREAM,
+    StreamState.STREAM_EXISTS: EXPECT_STREAM_EXISTS,
+}
+
+
+def _recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
+    """Rows as events; a malformed row raises ``SerializationError`` naming it."""
+    events = []
+    for row in rows:
+        if None in row.values():
+            empty = ", ".join(key for key, value in row.items() if value is None)
+            raise SerializationError(row[0], row[2], f"malformed stored event: no {empty}")
+        events.append(RecordedEvent(*row.values()))
+    return events
+
+
+class PostgresEventStore(EventStore):
+    """An event store in PostgreSQL (``postgresql://user@host/db``), on an asyncpg pool.
+
+    Open it with ``await corral.connect("postgresql://...")`` or
+    ``await PostgresEventStore.open(dsn, schema="corral")``. Its tables and its append
+    function live in one PostgreSQL schema, created on first use (under an advisory
+    lock, so processes starting together create it once) and versioned.
+
+    Appends: one call of a server-side function per append, in its own transaction (one
+    round trip). The function takes a transaction-scoped advisory lock per stream (in
+    key order, so concurrent multi-stream appends cannot deadlock), checks every
+    expected version and inserts the events; a failed check rolls everything back and
+    raises :class:`~corral.errors.ConcurrencyError`. Only appends to the same stream wait
+    for each other. Durability is PostgreSQL's: an acknowledged append has committed.
+
+    Global order without a table lock: a transaction's events get positions
+    ``xid * 2**20 + n`` (``xid`` is its ``pg_current_xact_id()``, ``n`` counts its
+    events), so positions are ordered by transaction id, not by commit time. An append
+    holds the store's writer lock (a shared advisory lock) and its streams' advisory
+    locks from BEFORE it draws its transaction id until it ends. :meth:`read_all`
+    returns only positions below a horizon computed in the same statement as its
+    snapshot: the first transaction id still in progress in the snapshot that may
+    write events (it holds the writer lock, or has ended since the snapshot), else the
+    snapshot's ``xmax``. Every append below the horizon has ended and is visible, and
+    every append that commits later has an id at or above it, so a reader that has
+    passed position ``p`` never sees an event appear below ``p`` later, whatever the
+    commit order. Transactions that write no events (other tables, other databases) do
+    not hold readers back; an append in flight does, for as long as it runs: when
+    committed events wait behind one, a page of :meth:`read_all` polls for up to
+    :data:`HORIZON_WAIT` seconds (0.25) for it to end, so a reader normally sees what
+    was appended before it asked. Since a stream's locks are taken before the id is
+    drawn, a stream's versions follow the global order. Positions are large numbers
+    with gaps; one append holds at most ``2**20`` events.
+
+    Cancellation: an append is a single statement, so it has committed entirely or not
+    at all when ``CancelledError`` arrives; asyncpg cancels the statement on the server
+    if it is still running. Retrying with the same event ids is safe either way.
+
+    Errors: asyncpg and network errors surface as
+    :class:`~corral.errors.BackendUnavailable` (the driver error is its ``__cause__``).
+
+    Thread-safety: use a store from the tasks of one event loop (the pool is bound to
+    the loop that opened it).
+    """
+
+    engine = "postgres"
+
+    def __init__(
+        self, pool: asyncpg.Pool[asyncpg.Record], schema: str, writers: int, where: str
+    ) -> None:
+        super().__init__()
+        self._pool = pool
+        self._schema = schema
+        self._where = where
+        s = schema
+        self._sql_append = f"SELECT * FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8)"
+        self._sql_by_ids = f"SELECT {_COLUMNS} FROM {s}.events WHERE id = ANY($1::uuid[])"
+        visible_from = f"coalesce((SELECT truncate_before FROM {s}.streams WHERE stream = $1), 0)"
+        self._sql_forward = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE stream = $1 "
+            f"AND version >= greatest($2, {visible_from}) ORDER BY version LIMIT $3"
+        )
+        self._sql_backward = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE stream = $1 AND version <= $2 "
+            f"AND version >= {visible_from} ORDER BY version DESC LIMIT $3"
+        )
+        self._sql_all = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE position >= $1 AND position < "
+            f"{horizon(writers)} ORDER BY position LIMIT $2"
+        )
+        self._sql_held_back = (
+            f"SELECT EXISTS (SELECT FROM {s}.events WHERE position >= greatest($1, "
+            f"{horizon(writers)}))"
+        )
+        # A stream's version is its last event's; the streams row may not exist.
+        self._sql_stream = (
+            f"SELECT (SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream = $1), "
+            "coalesce(s.deleted, false), coalesce(s.truncate_before, 0), "
+            f"coalesce(s.metadata, '') FROM (SELECT) AS one LEFT JOIN {s}.streams AS s "
+            "ON s.stream = $1"
+        )
+
+    @classmethod
+    async def open(
+        cls, dsn: str, *, schema: str = "corral", max_size: int = 10
+    ) -> PostgresEventStore:
+        """Connect to the database ``dsn`` names and open the store in ``schema``.
+
+        The schema, its tables and its function are created if missing.
+
+        Args:
+            dsn: a libpq connection URL, ``postgresql://user:password@host:port/database``.
+                The store's connections name themselves ``corral <schema>`` (their
+                ``application_name``).
+            schema: the PostgreSQL schema holding the store (a lower-case identifier).
+            max_size: most connections the store's pool opens (``>= 1``).
+
+        Raises:
+            ArgumentTypeError, InvalidArgumentError: a bad argument.
+            BackendUnavailable: the database cannot be reached, or the schema holds a
+                version of the store this corral does not know.
+        """
+        if not isinstance(dsn, str):
+            raise ArgumentTypeError(f"dsn must be a str, not {type(dsn).__name__} ({dsn!r})")
+        schema = schema_arg(schema)
+        size = size_arg(max_size, "max_size")
+        where = f"{_redacted(dsn)} schema {schema!r}"
+        with map_exceptions(where):
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=size,
+                server_settings={"application_name": f"corral {schema}"},
+                reset=_keep_session,
+            )
+        try:
+            with map_exceptions(where):
+                async with pool.acquire() as connection:
+                    problem = await create_schema(connection, schema)
+                    writers = await writers_key(connection, schema)
+        except BaseException:
+            pool.terminate()
+            raise
+        if problem:
+            await pool.close()
+            raise BackendUnavailable(f"PostgreSQL {where}: {problem}")
+        return cls(pool, schema, writers, where)
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema holding the store."""
+        return self._schema
+
+    def _describe(self) -> str:
+        return self._where
+
+    # -- writing ---------------------------------------------------------------------
+
+    async def _append(self, parts: list[StreamAppend]) -> list[AppendResult]:
+        if sum(len(part.events) for part in parts) > MAX_EVENTS_PER_APPEND:
+            raise InvalidArgumentError(
+                f"a PostgreSQL append holds at most {MAX_EVENTS_PER_APPEND} events"
+            )
+        with map_exceptions(self._where):
+            async with self._pool.acquire() as connection:
+                try:
+                    rows = await connection.fetch(self._sql_append, *_arguments(parts))
+                except (asyncpg.UniqueViolationError, asyncpg.RaiseError) as exc:
+                    if isinstance(exc, asyncpg.RaiseError) and exc.message != CONFLICT:
+                        raise
+                    # An event id is stored already, or a check failed: a retry, perhaps.
+                    outcome = await self._append_checking_ids(connection, parts)
+                else:
+                    pairs = zip(parts, rows, strict=True)
+                    outcome = [(_result(part, row), False) for part, row in pairs]
+        counters = self._counters
+        for result, retried in outcome:
+            counters.count_part(result, retried)
+        counters.transactions += 1
+        return [result for result, _ in outcome]
+
+    async def _append_checking_ids(
+        self, connection: Any, parts: list[StreamAppend]
+    ) -> list[tuple[AppendResult, bool]]:
+        """Append, answering the parts whose event ids are stored as retries.
+
+        Looks the ids up and appends the other parts in one transaction. A unique-key
+        violation there means a concurrent append of the same ids has just committed;
+        the next round sees its events.
+        """
+        ids = [event.id for part in parts for event in part.events]
+        while True:
+            try:
+                async with connection.transaction():
+                    return await self._append_unless_stored(connection, parts, ids)
+            except asyncpg.UniqueViolationError:
+                continue
+
+    async def _append_unless_stored(
+        self, connection: Any, parts: list[StreamAppend], ids: list[Any]
+    ) -> list[tuple[AppendResult, bool]]:
+        rows = await connection.fetch(self._sql_by_ids, ids)
+        stored = {event.id: event for event in _recorded(rows)}
+        retries = [match_retry(part, [stored.get(e.id) for e in part.events]) for part in parts]
+        fresh = [part for part, retry in zip(parts, retries, strict=True) if retry is None]
+        written = iter(await self._call_append(connection, fresh) if fresh else [])
+        return [
+            (retry, True) if retry is not None else (_result(part, next(written)), False)
+            for part, retry in zip(parts, retries, strict=True)
+        ]
+
+    async def _call_append(
+        self, connection: Any, parts: list[StreamAppend]
+    ) -> list[asyncpg.Record]:
+        """Run the append function; a failed expected-version check raises ``ConcurrencyError``."""
+        try:
+            rows: list[asyncpg.Record] = await connection.fetch(
+                self._sql_append, *_arguments(parts)
+            )
+        except asyncpg.RaiseError as exc:
+            if exc.message != CONFLICT:
+                raise
+            index, actual = map(int, exc.detail.split())
+            part = parts[index - 1]
+            self._counters.conflicts += 1
+            raise ConcurrencyError(part.stream, part.expected, actual) from None
+        return rows
+
+    async def _set_stream(
+        self, stream: str, *, custom: bytes | None = None, truncate_before: int | None = None
+    ) -> None:
+        with map_exceptions(self._where):
+            await self._pool.execute(
+                f"INSERT INTO {self._schema}.streams AS s (stream, metadata, "
+                "truncate_before) VALUES ($1, coalesce($2::bytea, ''), coalesce($3::bigint, 0)) "
+                "ON CONFLICT (stream) DO UPDATE SET metadata = coalesce($2, s.metadata), "
+                "truncate_before = coalesce($3, s.truncate_before)",
+                stream,
+                custom,
+                truncate_before,
+            )
+
+    async def _delete_stream(self, stream: str, expected: ExpectedVersion) -> None:
+        s = self._schema
+        with map_exceptions(self._where):
+            async with self._pool.acquire() as connection, connection.transaction():
+                await connection.execute(f"SELECT {s}.lock_streams($1)", [stream])
+                version, deleted, _, _ = await connection.fetchrow(self._sql_stream, stream)
+                exists = version > 0 and not deleted
+                try:
+                    check_expected(stream, expected, version, exists)
+                except ConcurrencyError:
+                    self._counters.conflicts += 1
+                    raise
+                if exists:
+                    await connection.execute(
+                        f"INSERT INTO {s}.streams (stream, deleted, truncate_before) "
+                        "VALUES ($1, true, $2) ON CONFLICT (stream) DO UPDATE "
+                        "SET deleted = true, truncate_before = excluded.truncate_before",
+                        stream,
+                        version + 1,
+                    )
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _fetch_stream(
+        self, stream: str, start: int | None, backwards: bool, count: int
+    ) -> list[RecordedEvent]:
+        if backwards:
+            sql, first = self._sql_backward, 2**62 if start is None else start
+        else:
+            sql, first = self._sql_forward, start or 0
+        with map_exceptions(self._where):
+            rows = await self._pool.fetch(sql, stream, first, count)
+        return _recorded(rows)
+
+    async def _fetch_all(self, start: int, count: int) -> list[RecordedEvent]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HORIZON_WAIT
+        delay = 0.001
+        with map_exceptions(self._where):
+            while True:
+                rows = await self._pool.fetch(self._sql_all, start, count)
+                if len(rows) == count or loop.time() >= deadline:
+                    break
+                after = rows[-1][2] + 1 if rows else start
+                if not await self._pool.fetchval(self._sql_held_back, after):
+                    break
+                # Committed events wait behind an older transaction still running: give
+                # it a moment, so a reader sees what was appended before it asked.
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 0.02)
+        return _recorded(rows)
+
+    async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
+        with map_exceptions(self._where):
+            row = await self._pool.fetchrow(self._sql_stream, stream)
+        return row[0], row[1], row[2], row[3]
+
+    async def _close(self) -> None:
+        try:
+            with map_exceptions(self._where):
+                await self._pool.close()
+        except BaseException:
+            self._pool.terminate()
+            raise
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Reset nothing when a connection returns to the pool (asyncpg rolls back an open
+    transaction first): the store sets no session state (no LISTEN, SET, cursors or
+    session locks), and the default reset costs a round trip per query."""
+
+
+def _arguments(parts: list[StreamAppend]) -> tuple[list[Any], ...]:
+    events = [event for part in parts for event in part.events]
+    return (
+        [part.stream for part in parts],
+        [_expected_code(part.expected) for part in parts],
+        [len(part.events) for part in parts],
+        [event.id for event in events],
+        [event.type for event in events],
+        [event.content_type for event in events],
+        [event.data for event in events],
+        [event.metadata for event in events],
+    )
+
+
+def _expected_code(expected: ExpectedVersion) -> int:
+    return expected if isinstance(expected, int) else _EXPECTED[expected]
+
+
+def _result(part: StreamAppend, row: asyncpg.Record) -> AppendResult:
+    version, first = row[0], row[1]
+    return AppendResult(part.stream, version, tuple(range(first, first + len(part.events))))
+
+
+def _redacted(dsn: str) -> str:
+    """``dsn`` without its password."""
+    scheme, separator, rest = dsn.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return dsn
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{separator}{user}:***@{host}"

@@ -1,0 +1,252 @@
+"""The PostgreSQL schema of a corral event store, its append function, error translation.
+
+Everything lives in one PostgreSQL schema (``corral`` unless told otherwise), created on
+first use under an advisory lock and versioned in its ``schema_version`` table.
+
+Positions come from transaction ids: an event's position is
+``pg_current_xact_id() * 2**20 + n``, where ``n`` counts the events its transaction
+wrote. See :class:`~corral.backends.postgres.PostgresEventStore` for why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Final
+
+import asyncpg
+
+from ...errors import BackendUnavailable, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+__all__ = (
+    "CONFLICT",
+    "POSITION_BITS",
+    "SCHEMA_VERSION",
+    "create_schema",
+    "horizon",
+    "map_exceptions",
+    "schema_arg",
+    "writers_key",
+)
+
+#: The schema this version of corral writes, kept in its ``schema_version`` table.
+SCHEMA_VERSION: Final = 1
+
+#: Positions are ``xid << POSITION_BITS | n``: one transaction writes at most
+#: ``2**POSITION_BITS`` events.
+POSITION_BITS: Final = 20
+
+#: The message of the error the append function raises on an expected-version conflict.
+CONFLICT: Final = "corral: expected version conflict"
+
+_IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# Expected versions as the append function takes them: an exact version is >= 0.
+EXPECT_ANY: Final = -1
+EXPECT_NO_STREAM: Final = -2
+EXPECT_STREAM_EXISTS: Final = -3
+
+_TABLES: Final = """
+CREATE TABLE {s}.streams (
+    stream text PRIMARY KEY,
+    deleted boolean NOT NULL DEFAULT false,
+    truncate_before bigint NOT NULL DEFAULT 0,
+    metadata bytea NOT NULL DEFAULT ''
+);
+CREATE TABLE {s}.events (
+    position bigint PRIMARY KEY,
+    stream text NOT NULL,
+    version bigint NOT NULL,
+    id uuid NOT NULL UNIQUE,
+    type text NOT NULL,
+    content_type text NOT NULL,
+    data bytea NOT NULL,
+    metadata bytea NOT NULL,
+    recorded_at double precision NOT NULL,
+    UNIQUE (stream, version)
+);
+"""
+
+# One call appends to every stream of an append in the caller's transaction. It first
+# takes a transaction-scoped advisory lock per stream (in key order, so two multi-stream
+# appends cannot deadlock) and only THEN draws its transaction id: advisory locks assign
+# no id, so of two appends to one stream the one that locks first also has the lower id,
+# and a stream's versions follow the global order. It then checks each expected version
+# (a stream's version is its last event's, read from the events' (stream, version) index)
+# and inserts the events; the streams table holds only what events cannot tell (soft
+# deletion, truncation, metadata), so a plain append writes nothing but its events. A
+# conflict raises CONFLICT with "<index of the append> <actual version>" as its detail.
+_APPEND_FUNCTION: Final = """
+CREATE FUNCTION {s}.append_events(
+    p_streams text[], p_expected bigint[], p_counts integer[], p_ids uuid[], p_types text[],
+    p_content_types text[], p_data bytea[], p_metadata bytea[]
+) RETURNS TABLE (new_version bigint, first_position bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    base bigint;
+    now_seconds double precision := extract(epoch FROM clock_timestamp());
+    name text;
+    expected bigint;
+    count_ integer;
+    current_version bigint;
+    is_deleted boolean;
+    written integer := 0;
+BEGIN
+    PERFORM {s}.lock_streams(p_streams);
+    base := (pg_current_xact_id()::text::bigint) << {bits};
+    FOR i IN 1 .. cardinality(p_streams) LOOP
+        name := p_streams[i];
+        expected := p_expected[i];
+        count_ := p_counts[i];
+        SELECT coalesce(max(version), 0) INTO current_version
+            FROM {s}.events WHERE stream = name;
+        SELECT deleted INTO is_deleted FROM {s}.streams WHERE stream = name;
+        is_deleted := coalesce(is_deleted, false);
+        IF (expected = {no_stream} AND current_version > 0 AND NOT is_deleted)
+            OR (expected = {exists} AND (current_version = 0 OR is_deleted))
+            OR (expected >= 0 AND expected <> current_version) THEN
+            RAISE EXCEPTION '{conflict}' USING DETAIL = i || ' ' || current_version;
+        END IF;
+        IF count_ > 0 THEN
+            INSERT INTO {s}.events
+                (position, stream, version, id, type, content_type, data, metadata, recorded_at)
+            SELECT base + written + k - 1, name, current_version + k, e.id, e.type,
+                   e.content_type, e.data, e.metadata, now_seconds
+            FROM unnest(
+                p_ids[written + 1 : written + count_],
+                p_types[written + 1 : written + count_],
+                p_content_types[written + 1 : written + count_],
+                p_data[written + 1 : written + count_],
+                p_metadata[written + 1 : written + count_]
+            ) WITH ORDINALITY AS e (id, type, content_type, data, metadata, k);
+            IF is_deleted THEN
+                UPDATE {s}.streams SET deleted = false WHERE stream = name;
+            END IF;
+        END IF;
+        new_version := current_version + count_;
+        first_position := base + written;
+        RETURN NEXT;
+        written := written + count_;
+    END LOOP;
+END
+$$;
+"""
+
+# The locks an append or a deletion holds until it commits: the store's writer lock,
+# shared (readers look for its holders), and one per stream.
+_LOCK_FUNCTION: Final = """
+CREATE FUNCTION {s}.lock_streams(p_streams text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    key bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared({writers}, 0);
+    FOR key IN
+        SELECT DISTINCT hashtextextended('{s}.' || name, 0) FROM unnest(p_streams) AS name
+        ORDER BY 1
+    LOOP
+        PERFORM pg_advisory_xact_lock(key);
+    END LOOP;
+END
+$$;
+"""
+
+
+def horizon(writers: int) -> str:
+    """SQL for the first position ``read_all`` must not return yet, in this statement.
+
+    Of the transactions in progress in the statement's snapshot, the first that may
+    write events: one holding the store's writer lock (``writers``, taken before an
+    append draws its transaction id, so a transaction without it now never writes
+    events), or one that has ended since the snapshot (it may have). Without such a
+    transaction, the snapshot's ``xmax``: every later transaction id is at or above it.
+    Unrelated transactions, even held open for long, do not hold readers back.
+
+    The order of the two looks matters. The lock holders are read first, in full (the
+    aggregate ends before the lateral join asks for a transaction's status), and the
+    statuses after: an append seen in progress then held its lock when the holders were
+    read, or it would have ended by then and been seen ended. Asked the other way round,
+    an append that commits between its status and the lock table would be seen neither
+    ended nor holding the lock, and a reader would pass its events for good.
+    """
+    return f"""(SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))::text::bigint
+        << {POSITION_BITS} FROM (
+            SELECT coalesce(array_agg(t.transactionid), '{{}}') AS held
+            FROM pg_locks AS a JOIN pg_locks AS t
+                ON t.virtualtransaction = a.virtualtransaction AND t.locktype = 'transactionid'
+            WHERE a.locktype = 'advisory' AND a.classid = {writers} AND a.objid = 0
+                AND a.objsubid = 2
+        ) AS holders, LATERAL (
+            SELECT x FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+            WHERE x::xid = ANY(holders.held)
+                OR pg_xact_status(x) IS DISTINCT FROM 'in progress'
+        ) AS pending)"""
+
+
+async def writers_key(connection: PoolConnectionProxy[asyncpg.Record], schema: str) -> int:
+    """The advisory-lock key of the store in ``schema`` that its appends hold shared."""
+    key: int = await connection.fetchval(
+        "SELECT hashtext($1) & 2147483647", f"corral writers:{schema}"
+    )
+    return key
+
+
+def schema_arg(value: object) -> str:
+    """Check a schema name: a lower-case SQL identifier (letters, digits, ``_``).
+
+    Raises:
+        InvalidArgumentError: ``value`` is not such a name (also for a non-``str``).
+    """
+    if not isinstance(value, str) or _IDENTIFIER.fullmatch(value) is None:
+        raise InvalidArgumentError(
+            "schema must be a lower-case identifier (a-z, 0-9, _; at most 63 characters, "
+            f"not starting with a digit), got {value!r}"
+        )
+    return value
+
+
+@contextlib.contextmanager
+def map_exceptions(where: str) -> Iterator[None]:
+    """Translate driver and network errors into ``BackendUnavailable`` (cause attached)."""
+    try:
+        yield
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        raise BackendUnavailable(f"PostgreSQL {where}: {exc}") from exc
+
+
+async def create_schema(connection: PoolConnectionProxy[asyncpg.Record], schema: str) -> str:
+    """Create ``schema`` with its tables and function unless present; what is wrong, if anything.
+
+    Runs in one transaction under an advisory lock, so processes opening a new store at
+    once do not both create it. Returns ``""`` when the schema is usable, else why not.
+    """
+    writers = await writers_key(connection, schema)
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"corral:{schema}")
+        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        present = await connection.fetchval("SELECT to_regclass($1)", f"{schema}.schema_version")
+        if present is None:
+            await connection.execute(_TABLES.format(s=schema))
+            await connection.execute(_LOCK_FUNCTION.format(s=schema, writers=writers))
+            await connection.execute(
+                _APPEND_FUNCTION.format(
+                    s=schema,
+                    bits=POSITION_BITS,
+                    no_stream=EXPECT_NO_STREAM,
+                    exists=EXPECT_STREAM_EXISTS,
+                    conflict=CONFLICT,
+                )
+            )
+            await connection.execute(f"CREATE TABLE {schema}.schema_version (version integer)")
+            await connection.execute(
+                f"INSERT INTO {schema}.schema_version VALUES ($1)", SCHEMA_VERSION
+            )
+            return ""
+        version = await connection.fetchval(f"SELECT max(version) FROM {schema}.schema_version")
+    if version != SCHEMA_VERSION:
+        return f"schema {schema!r} has version {version}; this corral knows {SCHEMA_VERSION}"
+    return ""

@@ -1,0 +1,327 @@
+"""The PostgreSQL engine: the event-store contract, global order, errors, concurrency.
+
+Every store lives in a fresh schema of the test database, dropped after its test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+import corral
+from corral.backends.postgres import PostgresEventStore
+from corral.errors import (
+    ArgumentTypeError,
+    BackendUnavailable,
+    ConcurrencyError,
+    InvalidArgumentError,
+    SerializationError,
+)
+from corral.eventsourcing import ANY, EventStore, NewEvent
+from corral.testing.contracts.eventstore import EventStoreContract, event
+
+pytestmark = pytest.mark.postgres
+
+#: The database the tests use (trust authentication), unless CORRAL_POSTGRES_URL says.
+URL = os.environ.get("CORRAL_POSTGRES_URL") or "postgresql://127.0.0.1:5432/test"
+
+_numbers = itertools.count()
+
+OpenStore = Callable[[], Awaitable[PostgresEventStore]]
+
+
+def new_schema() -> str:
+    """A schema name no other test (or test run) uses."""
+    return f"corral_test_{os.getpid()}_{next(_numbers)}"
+
+
+async def drop_schemas(schemas: list[str]) -> None:
+    """Drop ``schemas`` and everything in them."""
+    if not schemas:
+        return
+    connection = await asyncpg.connect(URL)
+    try:
+        for schema in schemas:
+            await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def open_store() -> AsyncIterator[OpenStore]:
+    """Opens stores, each in a new schema; the schemas are dropped after the test."""
+    schemas: list[str] = []
+    stores: list[PostgresEventStore] = []
+
+    async def open_one() -> PostgresEventStore:
+        schemas.append(new_schema())
+        stores.append(await PostgresEventStore.open(URL, schema=schemas[-1]))
+        return stores[-1]
+
+    try:
+        yield open_one
+    finally:
+        for store in stores:
+            await store.close()
+        await drop_schemas(schemas)
+
+
+class TestPostgresEventStore(EventStoreContract):
+    @pytest.fixture(autouse=True)
+    def _remember_opener(self, open_store: OpenStore) -> None:
+        self.open_store = open_store
+
+    async def make_store(self) -> EventStore:
+        return await self.open_store()
+
+    @pytest.fixture
+    def subscription_clock(self) -> None:
+        # Waits on the server's socket do not hold the virtual clock: real time.
+        return None
+
+
+# -- global order: a transaction held open while others commit ----------------------------
+
+
+async def _held_append(connection: asyncpg.Connection, schema: str, event: NewEvent) -> None:
+    """Append ``event`` to stream "late" through the store's function, leaving it uncommitted."""
+    await connection.execute("BEGIN")
+    await connection.fetch(
+        f"SELECT * FROM {schema}.append_events($1, $2, $3, $4, $5, $6, $7, $8)",
+        ["late"],
+        [-1],
+        [1],
+        [event.id],
+        [event.type],
+        [event.content_type],
+        [event.data],
+        [event.metadata],
+    )
+
+
+async def _poll(store: EventStore, seen: list[int], want: int) -> None:
+    """Read ``read_all`` from the last position seen until ``want`` events are seen."""
+    with corral.fail_after(10):
+        while len(seen) < want:
+            start = seen[-1] + 1 if seen else 0
+            seen.extend([e.position async for e in store.read_all(from_position=start)])
+            await asyncio.sleep(0.005)
+
+
+async def test_a_reader_never_skips_a_transaction_that_commits_late(
+    open_store: OpenStore,
+) -> None:
+    store = await open_store()
+    await store.append("early", [event()])
+    held = await asyncpg.connect(URL)
+    try:
+        late = event()
+        await _held_append(held, store.schema, late)
+        after = [await store.append(f"after-{k}", [event()]) for k in range(5)]
+        # Five appends committed after the held one started: none may be returned yet,
+        # since the held transaction could still commit below their positions.
+        seen: list[int] = []
+        await _poll(store, seen, 1)
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+            await _poll(store, seen, len(seen))
+            seen.extend([e.position async for e in store.read_all(from_position=seen[-1] + 1)])
+        assert len(seen) == 1
+        await held.execute("COMMIT")
+    finally:
+        await held.close()
+    await _poll(store, seen, 7)
+    everything = await store.read_all().collect()
+    assert [e.position for e in everything] == seen
+    assert [e.stream for e in everything] == ["early", "late"] + [f"after-{k}" for k in range(5)]
+    assert everything[1].id == late.id
+    assert [e.position for e in everything[2:]] == [r.positions[0] for r in after]
+
+
+async def test_an_unrelated_transaction_held_open_does_not_hold_readers_back(
+    open_store: OpenStore,
+) -> None:
+    store = await open_store()
+    unrelated = await asyncpg.connect(URL)
+    try:
+        await unrelated.execute("BEGIN")
+        assert await unrelated.fetchval("SELECT pg_current_xact_id()")  # it writes
+        await store.append("s", [event()])
+        assert [e.stream for e in await store.read_all().collect()] == ["s"]
+        await unrelated.execute("ROLLBACK")
+    finally:
+        await unrelated.close()
+
+
+async def test_a_transaction_rolled_back_leaves_a_gap_that_readers_pass(
+    open_store: OpenStore,
+) -> None:
+    store = await open_store()
+    held = await asyncpg.connect(URL)
+    try:
+        await _held_append(held, store.schema, event())
+        await store.append("after", [event()])
+        assert await store.read_all().collect() == []
+        await held.execute("ROLLBACK")
+    finally:
+        await held.close()
+    seen: list[int] = []
+    await _poll(store, seen, 1)
+    assert [e.stream for e in await store.read_all().collect()] == ["after"]
+    assert (await store.get_stream_metadata("late")).version == 0
+
+
+# -- concurrency and cancellation ------------------------------------------------------
+
+
+async def test_concurrent_tasks_keep_versions_and_global_order(open_store: OpenStore) -> None:
+    store = await open_store()
+    acknowledged: list[tuple[str, int, int]] = []
+
+    async def appender(name: int) -> None:
+        for index in range(15):
+            stream = f"shared-{index % 3}"
+            while True:
+                version = (await store.get_stream_metadata(stream)).version
+                try:
+                    result = await store.append(stream, [event()], expected_version=version)
+                except ConcurrencyError as error:
+                    assert error.stream == stream
+                    continue
+                acknowledged.append((stream, result.version, result.positions[0]))
+                break
+            await store.append_many({f"own-{name}": ([event()], index), "common": ([event()], ANY)})
+
+    async with corral.TaskGroup() as group:
+        for name in range(8):
+            group.create_task(appender(name))
+    everything = await store.read_all().collect()
+    assert len(everything) == 8 * 15 * 3
+    found = {(e.stream, e.version): e.position for e in everything}
+    assert all(found[stream, version] == position for stream, version, position in acknowledged)
+    for stream in {e.stream for e in everything}:
+        versions = [e.version for e in everything if e.stream == stream]
+        assert versions == list(range(1, len(versions) + 1))  # global order agrees
+
+
+async def test_a_cancelled_append_is_whole_or_absent_and_safe_to_retry(
+    open_store: OpenStore,
+) -> None:
+    store = await open_store()
+    for attempt in range(20):
+        events = [event() for _ in range(3)]
+        task = asyncio.create_task(store.append(f"s-{attempt}", events))
+        await asyncio.sleep(attempt * 0.0005)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        versions = [e.version for e in await store.read_stream(f"s-{attempt}").collect()]
+        assert versions in ([], [1, 2, 3])
+        result = await store.append(f"s-{attempt}", events)  # the retry
+        assert result.version == 3
+    assert len(await store.read_all().collect()) == 60
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+async def test_a_dead_database_is_backend_unavailable() -> None:
+    with pytest.raises(BackendUnavailable, match=r"127\.0\.0\.1:1\b") as caught:
+        await PostgresEventStore.open("postgresql://127.0.0.1:1/test")
+    assert isinstance(caught.value.__cause__, OSError)
+    with pytest.raises(BackendUnavailable) as caught:
+        await corral.connect("postgresql://127.0.0.1:1/test")
+    assert not isinstance(caught.value, asyncpg.PostgresError | asyncpg.InterfaceError)
+
+
+async def test_a_connection_lost_mid_append_is_backend_unavailable(
+    open_store: OpenStore,
+) -> None:
+    store = await open_store()
+    await store.append("s", [event()])
+    admin = await asyncpg.connect(URL)
+    try:
+        await admin.execute("BEGIN")
+        await admin.execute(f"SELECT {store.schema}.lock_streams($1)", ["s"])
+        blocked = asyncio.create_task(store.append("s", [event()]))
+        with corral.fail_after(10):
+            while not await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                f"corral {store.schema}",
+            ):
+                await asyncio.sleep(0.01)
+        with pytest.raises(BackendUnavailable) as caught:
+            await blocked
+        assert isinstance(caught.value.__cause__, asyncpg.PostgresError | asyncpg.InterfaceError)
+        await admin.execute("ROLLBACK")
+    finally:
+        await admin.close()
+    # The pool replaces the lost connection; the failed append wrote nothing.
+    assert [e.version for e in await store.read_stream("s").collect()] == [1]
+
+
+async def test_malformed_stored_data_names_stream_and_position(open_store: OpenStore) -> None:
+    store = await open_store()
+    await store.append("good", [event()])
+    (bad,) = (await store.append("bad", [event()])).positions
+    await store.append("good", [event()])
+    admin = await asyncpg.connect(URL)
+    try:
+        await admin.execute(f"ALTER TABLE {store.schema}.events ALTER COLUMN type DROP NOT NULL")
+        await admin.execute(f"UPDATE {store.schema}.events SET type = NULL WHERE stream = 'bad'")
+    finally:
+        await admin.close()
+    with pytest.raises(SerializationError) as caught:
+        await store.read_stream("bad").collect()
+    assert (caught.value.stream, caught.value.position) == ("bad", bad)
+    assert "type" in str(caught.value)
+    with pytest.raises(SerializationError):
+        await store.read_all().collect()
+    assert [e.version for e in await store.read_stream("good").collect()] == [1, 2]
+    assert len(await store.read_all(from_position=bad + 1).collect()) == 1
+
+
+async def test_a_schema_of_another_version_is_refused(open_store: OpenStore) -> None:
+    store = await open_store()
+    admin = await asyncpg.connect(URL)
+    try:
+        await admin.execute(f"UPDATE {store.schema}.schema_version SET version = 99")
+    finally:
+        await admin.close()
+    with pytest.raises(BackendUnavailable, match="version 99"):
+        await PostgresEventStore.open(URL, schema=store.schema)
+
+
+async def test_reopening_a_schema_keeps_its_events(open_store: OpenStore) -> None:
+    store = await open_store()
+    await store.append("s", [event()])
+    again = await PostgresEventStore.open(URL, schema=store.schema)
+    try:
+        assert [e.version for e in await again.read_stream("s").collect()] == [1]
+        assert store.schema in repr(again)
+    finally:
+        await again.close()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "match"),
+    [
+        ({"dsn": b"postgresql://"}, ArgumentTypeError, "dsn must be a str"),
+        ({"schema": "Bad-Name"}, InvalidArgumentError, "schema"),
+        ({"schema": ""}, InvalidArgumentError, "schema"),
+        ({"max_size": 0}, InvalidArgumentError, "max_size"),
+    ],
+)
+async def test_bad_arguments_are_refused(
+    arguments: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        await PostgresEventStore.open(**{"dsn": URL, **arguments})
