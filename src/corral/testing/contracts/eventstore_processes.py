@@ -56,7 +56,8 @@ async def main():
     await asyncio.gather(*(pair(store, k) for k in range(4)))
 """
 
-# Two tasks appending to shared streams, re-reading the version after each conflict.
+# Tasks (argv[3], each appending argv[4] events) appending to shared streams, re-reading
+# the version after each conflict.
 _COMPETING_APPENDER = """
 async def appender(store, name, count):
     for index in range(count):
@@ -73,7 +74,8 @@ async def appender(store, name, count):
 
 async def main():
     async with await open_store(sys.argv[1]) as store:
-        await asyncio.gather(*(appender(store, f"{sys.argv[2]}.{k}", 20) for k in range(2)))
+        tasks, count = int(sys.argv[3]), int(sys.argv[4])
+        await asyncio.gather(*(appender(store, f"{sys.argv[2]}.{k}", count) for k in range(tasks)))
 """
 
 _CHILD_HEADER = """
@@ -82,8 +84,12 @@ from corral.errors import ConcurrencyError
 from corral.eventsourcing import NewEvent
 """
 
+# How the competing appenders of the global-order test run: tasks per child, appends per task.
+_COMPETING = ("2", "20")
 _APPENDS_PER_CHILD = 2 * 20
-
+# The tailing reader's appenders: three children of four tasks, so that many commits
+# race the reader's statements even on an idle machine.
+_TAILED = ("4", "40")
 History = list[list[str]]
 ByStream = dict[str, list[RecordedEvent]]
 
@@ -176,7 +182,9 @@ class EventStoreProcessContract:
     def test_appenders_in_several_processes_keep_versions_and_global_order(
         self, locator: str
     ) -> None:
-        children = [self._spawn(_COMPETING_APPENDER, locator, str(n)) for n in range(3)]
+        children = [
+            self._spawn(_COMPETING_APPENDER, locator, str(n), *_COMPETING) for n in range(3)
+        ]
         history: History = []
         for child in children:
             out, err = child.communicate(timeout=120)
@@ -197,7 +205,7 @@ class EventStoreProcessContract:
 
     @pytest.mark.slow
     def test_a_tailing_reader_never_skips_a_commit_from_another_process(self, locator: str) -> None:
-        children = [self._spawn(_COMPETING_APPENDER, locator, str(n)) for n in range(2)]
+        children = [self._spawn(_COMPETING_APPENDER, locator, str(n), *_TAILED) for n in range(3)]
         opener = self._opener()
 
         async def tail() -> list[int]:
