@@ -15,6 +15,7 @@ from ._checkpoints import Checkpoints as Checkpoints
 from ._codec import EventCodec as EventCodec
 from ._codec import Transformer as Transformer
 from ._codec import ZlibCompression as ZlibCompression
+from ._encryption import AesGcmEncryption as AesGcmEncryption
 from ._reader import EventReader as EventReader
 from ._repository import Decided as Decided
 from ._repository import DeciderRepository as DeciderRepository
@@ -44,6 +45,7 @@ __all__ = (
     "NO_STREAM",
     "SNAPSHOT_KEY",
     "STREAM_EXISTS",
+    "AesGcmEncryption",
     "Aggregate",
     "AppendResult",
     "Checkpoints",
