@@ -166,6 +166,20 @@ class EventStore(abc.ABC):
         """Appends queued but not yet committed."""
         return 0
 
+    def _watch(self) -> None:
+        """A subscription starts waiting for new events (on the running loop).
+
+        Engines that can notice commits made by other processes or store objects look
+        for them until the matching :meth:`_unwatch`, and call ``self._signal.notify()``
+        on the loop when they see one. The default does nothing: subscriptions then
+        find such commits by polling.
+        """
+        return
+
+    def _unwatch(self) -> None:
+        """A subscription stopped waiting (one call per :meth:`_watch`)."""
+        return
+
     def _describe(self) -> str:
         """What the store is, for ``repr`` (a path, a URL)."""
         return self.engine
@@ -343,7 +357,9 @@ class EventStore(abc.ABC):
                 :meth:`read_all`); to resume after a checkpoint, pass ``checkpoint + 1``.
             poll_interval: how often (seconds or ``timedelta``, loop time) a live
                 subscription looks for events appended by other processes or store
-                objects; appends through this store object wake it at once.
+                objects, in case the engine does not notice them sooner (SQLite
+                does, within its watch interval); appends through this store object
+                wake it at once.
 
         Raises:
             ArgumentTypeError, InvalidArgumentError: bad input, raised by this call.

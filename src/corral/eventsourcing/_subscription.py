@@ -4,7 +4,8 @@ A subscription reads the global log (``read_all``) page by page from a position 
 keeps going: once it has read everything, it waits for new events and reads on from the
 last position it read. Catch-up and live are the same loop, so nothing is skipped or
 repeated at the switch. It is woken by appends made through the same store object and,
-for appends by other processes or other store objects, by polling.
+for appends by other processes or other store objects, by the engine when it can notice
+them (SQLite checks ``PRAGMA data_version`` while a subscription waits), else by polling.
 """
 
 from __future__ import annotations
@@ -117,8 +118,12 @@ class Subscription:
     soft-deleted and truncated streams are delivered too, like :meth:`EventStore.read_all`.
 
     Waking up: a live subscription wakes as soon as an append through the same store
-    object commits, and polls every ``poll_interval`` seconds (loop time) for appends
-    made by other processes or store objects.
+    object commits. Appends made by other processes or store objects wake it when the
+    engine notices them: SQLite checks the file's ``PRAGMA data_version`` every 10 ms
+    (``SqliteEventStore.open(path, watch_interval=...)``) while a subscription waits,
+    so such an append arrives within about that interval. Besides, it polls every
+    ``poll_interval`` seconds (loop time), which is how it finds them on engines that
+    cannot notice them.
 
     Resuming: :attr:`position` is the last position read (also past events that did
     not match); save it with :class:`~corral.eventsourcing.Checkpoints` once an event
@@ -227,9 +232,12 @@ class Subscription:
         waiter = self._signal.waiter()
         handle = asyncio.get_running_loop().call_later(self._poll_interval, _wake, waiter)
         self._waiter = waiter
+        store = self._store
+        store._watch()
         try:
             await waiter
         finally:
+            store._unwatch()
             self._waiter = None
             handle.cancel()
             self._signal.discard(waiter)

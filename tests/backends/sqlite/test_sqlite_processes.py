@@ -12,6 +12,7 @@ from corral.testing.contracts.eventstore_processes import EventStoreProcessContr
 
 
 class TestSqliteProcesses(EventStoreProcessContract):
+    WAKES_ACROSS_PROCESSES = True
     OPEN_STORE = """
     import corral
 

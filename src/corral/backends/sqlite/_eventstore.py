@@ -15,11 +15,17 @@ from typing import Final, TypeVar
 
 from ..._core._scope import wait_protected
 from ...channels._threads import to_thread
-from ...errors import ArgumentTypeError, ConcurrencyError, SerializationError
+from ...errors import (
+    ArgumentTypeError,
+    ConcurrencyError,
+    InvalidArgumentError,
+    SerializationError,
+)
 from ...eventsourcing._rules import StreamAppend, check_expected, match_retry
 from ...eventsourcing._store import EventStore
 from ...eventsourcing._types import AppendResult, ExpectedVersion, RecordedEvent
 from ._connection import map_exceptions, open_reader, open_writer
+from ._watcher import DEFAULT_WATCH_INTERVAL, Watcher
 from ._writer import Job, Writer
 
 __all__ = ("SqliteEventStore",)
@@ -132,6 +138,13 @@ class SqliteEventStore(EventStore):
     Readers use their own connections in worker threads; WAL lets them read while the
     writer writes, and no SQLite call ever runs on the event loop.
 
+    Subscriptions across processes: appends through the store wake its subscriptions
+    at once. While a subscription waits, a watcher thread also checks the file's
+    ``PRAGMA data_version`` every ``watch_interval`` seconds (a few microseconds each,
+    no disk access) and wakes the subscriptions when another process or store object
+    has committed, so those events arrive within about ``watch_interval`` too. While
+    nothing waits, the watcher sleeps.
+
     Cancellation: an append still queued when its caller is cancelled is withdrawn and
     never written. Once the writer has taken it, the caller waits (briefly, one
     commit) until it is settled and then raises ``CancelledError``; the append has then
@@ -143,29 +156,55 @@ class SqliteEventStore(EventStore):
 
     engine = "sqlite"
 
-    def __init__(self, path: str, writer_connection: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        path: str,
+        writer_connection: sqlite3.Connection,
+        *,
+        watch_interval: float = DEFAULT_WATCH_INTERVAL,
+    ) -> None:
         super().__init__()
         self._path = path
         self._writer = Writer(writer_connection, path, self._deliver)
         self._readers = _Readers(path)
-        # Dropped without close(): stop the writer thread and warn, as files do.
-        self._finalizer = weakref.finalize(self, _abandon, self._writer, self._readers, path)
+        self._watcher = Watcher(path, _watch_interval_arg(watch_interval), self._signal.notify)
+        # Dropped without close(): stop the threads and warn, as files do.
+        self._finalizer = weakref.finalize(
+            self, _abandon, self._writer, self._readers, self._watcher, path
+        )
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> SqliteEventStore:
+    async def open(
+        cls, path: str | os.PathLike[str], *, watch_interval: float = DEFAULT_WATCH_INTERVAL
+    ) -> SqliteEventStore:
         """Open (and create if needed) the event store in the SQLite file at ``path``.
 
+        Args:
+            path: the database file.
+            watch_interval: seconds between two checks for commits by other processes
+                while a subscription waits (10 ms by default): about the longest such
+                a commit waits before a subscription reads it.
+
         Raises:
-            ArgumentTypeError: ``path`` is not a ``str`` or path-like.
+            ArgumentTypeError: ``path`` is not a ``str`` or path-like, or
+                ``watch_interval`` is not a number.
+            InvalidArgumentError: ``watch_interval`` is not more than 0.
             BackendUnavailable: the file cannot be opened or is not a corral database.
         """
         if not isinstance(path, str | os.PathLike):
             raise ArgumentTypeError(
                 f"path must be a str or path, not {type(path).__name__} ({path!r})"
             )
+        interval = _watch_interval_arg(watch_interval)
         name = os.fspath(path)
         connection = await to_thread(open_writer, name)
-        return cls(name, connection)
+        return cls(name, connection, watch_interval=interval)
+
+    def _watch(self) -> None:
+        self._watcher.watch(asyncio.get_running_loop())
+
+    def _unwatch(self) -> None:
+        self._watcher.unwatch()
 
     def _describe(self) -> str:
         return repr(self._path)
@@ -282,15 +321,28 @@ class SqliteEventStore(EventStore):
     async def _close(self) -> None:
         self._finalizer.detach()
         self._writer.stop()
+        self._watcher.stop()
         try:
             await to_thread(self._writer.join)
+            await to_thread(self._watcher.join)
         finally:
             self._readers.close()
 
 
-def _abandon(writer: Writer, readers: _Readers, path: str) -> None:
+def _watch_interval_arg(value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ArgumentTypeError(
+            f"watch_interval must be a number of seconds, not {type(value).__name__} ({value!r})"
+        )
+    if not value > 0:
+        raise InvalidArgumentError(f"watch_interval must be more than 0 seconds, got {value!r}")
+    return float(value)
+
+
+def _abandon(writer: Writer, readers: _Readers, watcher: Watcher, path: str) -> None:
     warnings.warn(f"SqliteEventStore {path!r} was not closed", ResourceWarning, stacklevel=1)
     writer.stop()
+    watcher.stop()
     readers.close()
 
 

@@ -19,7 +19,9 @@ with ``Test``), set :attr:`~EventStoreProcessContract.OPEN_STORE` and override t
         def locator(self, tmp_path):
             return str(tmp_path / "events.db")  # an existing, empty store
 
-The tests run child interpreters and take seconds: they are marked ``slow``.
+Set :attr:`~EventStoreProcessContract.WAKES_ACROSS_PROCESSES` when the engine wakes a
+waiting subscription as soon as another process commits. The tests run child
+interpreters and take seconds: they are marked ``slow``.
 """
 
 from __future__ import annotations
@@ -78,6 +80,14 @@ async def main():
         await asyncio.gather(*(appender(store, f"{sys.argv[2]}.{k}", count) for k in range(tasks)))
 """
 
+# One task appending argv[2] events, one at a time, to four streams in turn.
+_LIVE_APPENDER = """
+async def main():
+    async with await open_store(sys.argv[1]) as store:
+        for index in range(int(sys.argv[2])):
+            await store.append(f"live-{index % 4}", [NewEvent("Tick", str(index).encode())])
+"""
+
 _CHILD_HEADER = """
 import asyncio, sys
 from corral.errors import ConcurrencyError
@@ -87,6 +97,9 @@ from corral.eventsourcing import NewEvent
 # How the competing appenders of the global-order test run: tasks per child, appends per task.
 _COMPETING = ("2", "20")
 _APPENDS_PER_CHILD = 2 * 20
+# Events the live subscription follows, and the bound on waiting for them (seconds).
+_LIVE_EVENTS = 300
+_LIVE_BOUND = 45.0
 # The tailing reader's appenders: three children of four tasks, so that many commits
 # race the reader's statements even on an idle machine.
 _TAILED = ("4", "40")
@@ -100,6 +113,12 @@ class EventStoreProcessContract:
     #: Source code defining ``async def open_store(locator) -> EventStore`` (with its
     #: imports), run in the child processes and in the test itself.
     OPEN_STORE: ClassVar[str]
+
+    #: Whether the engine wakes a subscription when another process commits (SQLite's
+    #: watcher, a server's notifications). If so, the live test subscribes with an hour
+    #: between polls, so that only the engine's own wake-up delivers in time; if not, it
+    #: relies on polling.
+    WAKES_ACROSS_PROCESSES: ClassVar[bool] = False
 
     @pytest.fixture
     def locator(self) -> str:
@@ -202,6 +221,49 @@ class EventStoreProcessContract:
                 int(version),
                 event_id,
             )
+
+    @pytest.mark.slow
+    def test_a_live_subscription_follows_another_process_appends(self, locator: str) -> None:
+        # The parent subscribes and waits; then a child appends one event at a time. The
+        # parent must see every event, in order, once, within a generous bound.
+        poll_interval = 3600.0 if self.WAKES_ACROSS_PROCESSES else 0.05
+        opener = self._opener()
+        children: list[subprocess.Popen[str]] = []
+
+        async def follow() -> list[RecordedEvent]:
+            seen: list[RecordedEvent] = []
+            async with (
+                await opener(locator) as store,
+                store.subscribe(category="live", poll_interval=poll_interval) as live,
+            ):
+                first = asyncio.ensure_future(anext(live))
+                # Caught up (nothing yet): live from here on. Nothing signals the
+                # subscription's state, so look at it.
+                while not live.waiting:  # noqa: ASYNC110
+                    await asyncio.sleep(0.001)
+                children.append(self._spawn(_LIVE_APPENDER, locator, str(_LIVE_EVENTS)))
+                try:
+                    async with asyncio.timeout(_LIVE_BOUND):
+                        seen.append(await first)
+                        while len(seen) < _LIVE_EVENTS:
+                            seen.append(await anext(live))
+                except TimeoutError:
+                    _, err = children[0].communicate(timeout=60)
+                    pytest.fail(
+                        f"the subscription saw {len(seen)} of {_LIVE_EVENTS} events within "
+                        f"{_LIVE_BOUND:g} s (child exit {children[0].returncode}: {err})"
+                    )
+            return seen
+
+        seen = asyncio.run(follow())
+        (child,) = children
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        assert [event.data for event in seen] == [str(n).encode() for n in range(_LIVE_EVENTS)]
+        positions = [event.position for event in seen]
+        assert positions == sorted(set(positions)), "out of order or delivered twice"
+        everything, _ = self._read_everything(locator)
+        assert [event.position for event in everything] == positions, "an event was skipped"
 
     @pytest.mark.slow
     def test_a_tailing_reader_never_skips_a_commit_from_another_process(self, locator: str) -> None:
