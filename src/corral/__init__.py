@@ -77,6 +77,8 @@ if typing.TYPE_CHECKING:
     from .channels._select import future_case as future_case
     from .channels._select import select as select
     from .channels._select import timeout_case as timeout_case
+    from .channels._selector import Selector as Selector
+    from .channels._selector import SelectorStatistics as SelectorStatistics
     from .channels._threads import ThreadLimiter as ThreadLimiter
     from .channels._threads import ThreadLimiterStatistics as ThreadLimiterStatistics
     from .channels._threads import default_thread_limiter as default_thread_limiter
@@ -229,6 +231,8 @@ _LAZY: dict[str, str] = {
     "Retrying": "corral.optimize._retry",
     "SelectCase": "corral.channels._cases",
     "Selected": "corral.channels._cases",
+    "Selector": "corral.channels._selector",
+    "SelectorStatistics": "corral.channels._selector",
     "SendCase": "corral.channels._channel",
     "SendEnd": "corral.channels._channel",
     "Stream": "corral.optimize._stream",
@@ -370,6 +374,8 @@ __all__ = (
     "Retrying",
     "SelectCase",
     "Selected",
+    "Selector",
+    "SelectorStatistics",
     "SendCase",
     "SendEnd",
     "Stream",

@@ -230,7 +230,7 @@ def test_every_declared_release_floor_is_present() -> None:
         "corral Channel(128) >= 3x faster than trio memory channel(128)",
         "corral Channel(0) pair <= 1x asyncio.Queue(1) pair",
         "corral Channel(0) pair >= 2x faster than anyio stream(0) pair",
-        "corral select, 4 channels <= 3x corral receive",
+        "corral Selector.select, 4 channels <= 3x corral receive",
         "corral RateLimiter.acquire >= 1.5x faster than aiolimiter acquire",
         "corral RateLimiter.acquire <= 2x asyncio.Semaphore acquire+release",
         "corral RateLimiter.acquire, Redis store <= 1.5x redis-py EVALSHA, trivial script",

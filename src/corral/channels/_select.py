@@ -21,7 +21,7 @@ from .._core._promise import Promise
 from .._core._scope import current_task
 from .._core._time import Seconds, seconds_arg
 from ..errors import ArgumentTypeError, InvalidArgumentError
-from ._cases import SelectCase, Selected, selected
+from ._cases import SelectCase, Selected, _new_record, selected
 from ._channel import ReceiveCase, _defer_cancellation
 
 __all__ = (
@@ -213,12 +213,12 @@ def event_case(event: asyncio.Event) -> EventCase:
     return EventCase(event)
 
 
-def _check(cases: tuple[object, ...]) -> None:
+def _check(cases: tuple[object, ...], function: str = "select()") -> None:
     default = None
     for position, case in enumerate(cases):
         if not isinstance(case, SelectCase):
             raise ArgumentTypeError(
-                f"select() argument {position} is not a case: {type(case).__name__} "
+                f"{function} argument {position} is not a case: {type(case).__name__} "
                 f"({case!r}); build cases with channel.receive_case(), "
                 "channel.send_case(item), timeout_case(), future_case(), event_case() "
                 "or default_case()"
@@ -226,7 +226,7 @@ def _check(cases: tuple[object, ...]) -> None:
         if isinstance(case, DefaultCase):
             if default is not None:
                 raise InvalidArgumentError(
-                    f"select() got two default cases (arguments {default} and {position})"
+                    f"{function} got two default cases (arguments {default} and {position})"
                 )
             default = position
 
@@ -248,11 +248,15 @@ async def select(*cases: SelectCase, biased: bool = False) -> Selected:
     ``closed=True``; a send case chosen on a closed channel raises; a select that
     offers to send and receive on the same rendezvous channel does not match itself.
 
+    A loop that selects over the same cases again and again does better with a
+    :class:`~corral.Selector`, which checks them once.
+
     Cancellation: if cancelled while waiting, no case fires: every registration is
     removed, and an item handed to a receive case just before the cancellation goes back
     to the head of its channel. If a receiver took the item of a send case just before
     the cancellation, that case did fire: ``select`` returns it and the task is
-    cancelled at its next wait.
+    cancelled at its next wait. A select that finds a case ready completes without
+    yielding to the event loop, so it is not a cancellation point.
 
     Returns:
         A :class:`Selected` record: ``index`` and ``case`` of the case that fired,
@@ -269,35 +273,48 @@ async def select(*cases: SelectCase, biased: bool = False) -> Selected:
     ready_index = -1
     default = -1
     count = 0
+    index = -1
     checked: tuple[object, ...] = cases  # arguments are checked, whatever the annotation says
-    for index, case in enumerate(checked):
-        if type(case) is ReceiveCase and case.end is None and case.channel is not None:
+    for case in checked:
+        index += 1
+        if type(case) is ReceiveCase and case.end is None:
             # the commonest case, checked inline: a receive straight from a channel
             channel = case.channel
-            ready = (
-                bool(channel._buffer)
+            if channel is None or not (
+                channel._buffer
                 or not channel._open
-                or (bool(channel._senders) and channel._receive_ready())
-            )
+                or (channel._senders and channel._receive_ready())
+            ):
+                continue
         elif isinstance(case, SelectCase):
-            ready = case._ready()
+            if not case._ready():
+                if type(case) is DefaultCase:
+                    if default >= 0:
+                        _check(checked)
+                    default = index
+                continue
         else:
             _check(checked)
-            continue  # not reached: _check raised
-        if ready:
-            count += 1
-            # the first ready case when biased; else reservoir sampling, a uniform choice
-            if count == 1 or (not biased and _random() * count < 1):
-                ready_index = index
-        elif type(case) is DefaultCase:
-            if default >= 0:
-                _check(cases)
-            default = index
+        count += 1
+        # the first ready case when biased; else reservoir sampling, a uniform choice
+        if count == 1 or (not biased and _random() * count < 1):
+            ready_index = index
     if ready_index >= 0:
-        return cases[ready_index]._commit(ready_index)
+        return _commit(cases[ready_index], ready_index)
     if default >= 0:
         return selected(default, cases[default], None)
     return await _wait(cases)
+
+
+def _commit(case: SelectCase, index: int) -> Selected:
+    """Perform the chosen ready ``case``; a receive from a buffer is done inline."""
+    if type(case) is ReceiveCase:
+        channel = case.channel
+        assert channel is not None
+        buffer = channel._buffer
+        if buffer and not channel._senders:
+            return _new_record(Selected, (index, case, buffer.popleft(), False))  # type: ignore[no-any-return]
+    return case._commit(index)
 
 
 async def _wait(cases: tuple[SelectCase, ...]) -> Selected:
