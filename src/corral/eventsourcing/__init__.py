@@ -34,6 +34,7 @@ from ._types import EventStoreStatistics as EventStoreStatistics
 from ._types import ExpectedVersion as ExpectedVersion
 from ._types import NewEvent as NewEvent
 from ._types import RecordedEvent as RecordedEvent
+from ._types import StreamInfo as StreamInfo
 from ._types import StreamMetadata as StreamMetadata
 from ._types import StreamState as StreamState
 from ._upcasting import Upcaster as Upcaster
@@ -63,6 +64,7 @@ __all__ = (
     "RecordedEvent",
     "Repository",
     "Snapshots",
+    "StreamInfo",
     "StreamMetadata",
     "StreamState",
     "Subscription",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar
 
 from .._core._hooks import INSTRUMENTS
 from .._core._time import Seconds
 from ..errors import ArgumentTypeError, ClosedResourceError
-from ._reader import EventReader
+from ._reader import PAGE_SIZE, EventReader
 from ._rules import (
     StreamAppend,
     appends_arg,
@@ -30,6 +30,7 @@ from ._types import (
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
+    StreamInfo,
     StreamMetadata,
 )
 
@@ -143,6 +144,14 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def _fetch_all(self, start: int, count: int) -> list[RecordedEvent]:
         """Up to ``count`` events at positions from ``start`` on, in global order."""
+
+    @abc.abstractmethod
+    async def _fetch_streams(self, prefix: str, after: str, count: int) -> list[StreamInfo]:
+        """Up to ``count`` streams with events, named ``prefix...`` and after ``after``.
+
+        In name order (code point order; PostgreSQL: the database's collation), each
+        name greater than ``after`` (``""``: from the first).
+        """
 
     @abc.abstractmethod
     async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
@@ -332,6 +341,54 @@ class EventStore(abc.ABC):
         page = await self._fetch_all(start, count)
         self._counters.events_read += len(page)
         return page
+
+    def list_streams(
+        self, *, prefix: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[StreamInfo]:
+        """List the streams that have events, by name: ``async for info in ...``.
+
+        Soft-deleted streams are listed too (``deleted`` is set); names that only have
+        metadata (a :class:`Checkpoints` entry, say) and no event are not. Nothing is
+        read until iteration starts; the streams are read in pages, so listing a
+        million streams keeps one page in memory, and a stream created while the
+        listing runs is listed if its name comes after the current page.
+
+        Args:
+            prefix: list only the streams whose name starts with it (``"order-"``).
+            limit: list at most this many streams (``>= 1``); all by default.
+
+        Returns:
+            An async iterator of :class:`StreamInfo`, in name order (code point order;
+            on PostgreSQL, the database's collation).
+
+        Raises:
+            ArgumentTypeError, InvalidArgumentError: bad input, raised by this call.
+            ClosedResourceError: the store is closed (also raised mid-iteration).
+            BackendUnavailable: the database cannot be used (raised by iteration).
+
+        Cancellation: cancelling a page read abandons it; nothing is held between pages.
+        """
+        if prefix is not None and not isinstance(prefix, str):
+            raise ArgumentTypeError(
+                f"prefix must be a str or None, not {type(prefix).__name__} ({prefix!r})"
+            )
+        left = count_arg(limit, "limit")
+        self._check_open()
+        return self._list_streams(prefix or "", left)
+
+    async def _list_streams(self, prefix: str, left: int | None) -> AsyncIterator[StreamInfo]:
+        after = ""
+        while left is None or left > 0:
+            count = PAGE_SIZE if left is None else min(left, PAGE_SIZE)
+            self._check_open()
+            page = await self._fetch_streams(prefix, after, count)
+            for info in page:
+                yield info
+            if len(page) < count:
+                return
+            after = page[-1].stream
+            if left is not None:
+                left -= len(page)
 
     def subscribe(
         self,

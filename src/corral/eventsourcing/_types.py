@@ -19,6 +19,7 @@ __all__ = (
     "ExpectedVersion",
     "NewEvent",
     "RecordedEvent",
+    "StreamInfo",
     "StreamMetadata",
     "StreamState",
 )
@@ -160,6 +161,38 @@ class StreamMetadata:
     deleted: bool
     truncate_before: int
     custom: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """One stream as :meth:`EventStore.list_streams` lists it: what is cheap to know.
+
+    Attributes:
+        stream: the stream's name.
+        version: the version of its last event (at least 1: streams without events are
+            not listed).
+        deleted: it was soft-deleted (and not appended to since).
+        truncate_before: reads of the stream start at this version at the earliest.
+        last_position: the global position of its last event.
+        last_recorded_at: when its last event was recorded, in seconds since the Unix
+            epoch.
+    """
+
+    stream: str
+    version: int
+    deleted: bool
+    truncate_before: int
+    last_position: int
+    last_recorded_at: float
+
+    @property
+    def events(self) -> int:
+        """How many events a read of the stream returns (0 once it is deleted).
+
+        Every event stays in the global log; truncation and deletion only hide the
+        older ones from :meth:`EventStore.read_stream`.
+        """
+        return max(0, self.version - max(self.truncate_before, 1) + 1)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

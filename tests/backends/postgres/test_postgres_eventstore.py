@@ -311,6 +311,26 @@ async def test_reopening_a_schema_keeps_its_events(open_store: OpenStore) -> Non
         await again.close()
 
 
+async def test_without_create_only_an_existing_store_opens(open_store: OpenStore) -> None:
+    store = await open_store()
+    await store.append("s", [event()])
+    again = await PostgresEventStore.open(URL, schema=store.schema, create=False)
+    try:
+        assert len(await again.read_stream("s").collect()) == 1
+    finally:
+        await again.close()
+    absent = new_schema()
+    with pytest.raises(BackendUnavailable, match=f"no corral event store in schema '{absent}'"):
+        await PostgresEventStore.open(URL, schema=absent, create=False)
+    admin = await asyncpg.connect(URL)
+    try:
+        assert not await admin.fetchval(
+            "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", absent
+        )
+    finally:
+        await admin.close()
+
+
 @pytest.mark.parametrize(
     ("arguments", "error", "match"),
     [
@@ -318,6 +338,7 @@ async def test_reopening_a_schema_keeps_its_events(open_store: OpenStore) -> Non
         ({"schema": "Bad-Name"}, InvalidArgumentError, "schema"),
         ({"schema": ""}, InvalidArgumentError, "schema"),
         ({"max_size": 0}, InvalidArgumentError, "max_size"),
+        ({"create": "no"}, ArgumentTypeError, "create must be a bool"),
     ],
 )
 async def test_bad_arguments_are_refused(

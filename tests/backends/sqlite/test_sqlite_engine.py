@@ -209,6 +209,30 @@ async def test_a_database_that_breaks_later_raises_backend_unavailable(
 async def test_open_refuses_a_path_of_the_wrong_type() -> None:
     with pytest.raises(ArgumentTypeError, match="path must be a str"):
         await SqliteEventStore.open(42)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentTypeError, match="create must be a bool"):
+        await SqliteEventStore.open("events.db", create=1)  # type: ignore[arg-type]
+
+
+async def test_without_create_only_an_existing_store_opens(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    with pytest.raises(BackendUnavailable, match=r"missing\.db' does not exist"):
+        await SqliteEventStore.open(missing, create=False)
+    assert not missing.exists()
+    with pytest.raises(BackendUnavailable, match="is not a file"):
+        await SqliteEventStore.open(tmp_path, create=False)
+    other = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(other)) as raw, raw:
+        raw.execute("CREATE TABLE things (x)")
+    before = other.read_bytes()
+    with pytest.raises(BackendUnavailable, match=r"other\.db.*not a corral event store"):
+        await SqliteEventStore.open(other, create=False)
+    assert other.read_bytes() == before
+    async with await SqliteEventStore.open(tmp_path / "events.db") as created:
+        await created.append("s", [event()])
+    store = await SqliteEventStore.open(tmp_path / "events.db", create=False)
+    async with store:
+        assert store.path == str(tmp_path / "events.db")
+        assert len(await store.read_stream("s").collect()) == 1
 
 
 async def test_reads_do_not_wait_for_a_held_write_lock(

@@ -8,7 +8,7 @@ import uuid
 from ...errors import ConcurrencyError
 from ...eventsourcing._rules import StreamAppend, check_expected, match_retry
 from ...eventsourcing._store import EventStore
-from ...eventsourcing._types import AppendResult, ExpectedVersion, RecordedEvent
+from ...eventsourcing._types import AppendResult, ExpectedVersion, RecordedEvent, StreamInfo
 
 __all__ = ("MemoryEventStore",)
 
@@ -124,6 +124,28 @@ class MemoryEventStore(EventStore):
     async def _fetch_all(self, start: int, count: int) -> list[RecordedEvent]:
         low = max(start, 1)
         return self._log[low - 1 : low - 1 + count]
+
+    async def _fetch_streams(self, prefix: str, after: str, count: int) -> list[StreamInfo]:
+        names = sorted(
+            name
+            for name, state in self._streams.items()
+            if state.events and name > after and name.startswith(prefix)
+        )
+        page = []
+        for name in names[:count]:
+            state = self._streams[name]
+            last = state.events[-1]
+            page.append(
+                StreamInfo(
+                    name,
+                    state.version,
+                    state.deleted,
+                    state.truncate_before,
+                    last.position,
+                    last.recorded_at,
+                )
+            )
+        return page
 
     async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
         state = self._streams.get(stream)

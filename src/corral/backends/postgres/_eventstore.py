@@ -21,6 +21,7 @@ from ...eventsourcing._types import (
     AppendResult,
     ExpectedVersion,
     RecordedEvent,
+    StreamInfo,
     StreamState,
 )
 from ...optimize._limiter import size_arg
@@ -139,6 +140,22 @@ class PostgresEventStore(EventStore):
             f"SELECT EXISTS (SELECT FROM {s}.events WHERE position >= greatest($1, "
             f"{horizon(writers)}))"
         )
+        # Distinct stream names by a skip scan of the (stream, version) index, one index
+        # probe per stream, evaluated only as far as the LIMIT needs; then each stream's
+        # last event, and what the streams table adds (its row may not exist).
+        self._sql_streams = (
+            "WITH RECURSIVE names (stream) AS ("
+            f"SELECT (SELECT min(stream) FROM {s}.events WHERE stream > $2 AND stream >= $1) "
+            f"UNION ALL SELECT (SELECT min(e.stream) FROM {s}.events AS e "
+            "WHERE e.stream > n.stream) FROM names AS n WHERE n.stream IS NOT NULL) "
+            "SELECT n.stream, last.version, "
+            f"coalesce((SELECT deleted FROM {s}.streams WHERE stream = n.stream), false), "
+            f"coalesce((SELECT truncate_before FROM {s}.streams WHERE stream = n.stream), 0), "
+            "last.position, last.recorded_at FROM names AS n CROSS JOIN LATERAL ("
+            f"SELECT version, position, recorded_at FROM {s}.events WHERE stream = n.stream "
+            "ORDER BY version DESC LIMIT 1) AS last "
+            "WHERE n.stream IS NOT NULL AND starts_with(n.stream, $1) LIMIT $3"
+        )
         # A stream's version is its last event's; the streams row may not exist.
         self._sql_stream = (
             f"SELECT (SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream = $1), "
@@ -149,11 +166,12 @@ class PostgresEventStore(EventStore):
 
     @classmethod
     async def open(
-        cls, dsn: str, *, schema: str = "corral", max_size: int = 10
+        cls, dsn: str, *, schema: str = "corral", max_size: int = 10, create: bool = True
     ) -> PostgresEventStore:
         """Connect to the database ``dsn`` names and open the store in ``schema``.
 
-        The schema, its tables and its function are created if missing.
+        The schema, its tables and its function are created if missing (unless
+        ``create`` is false).
 
         Args:
             dsn: a libpq connection URL, ``postgresql://user:password@host:port/database``.
@@ -161,14 +179,22 @@ class PostgresEventStore(EventStore):
                 ``application_name``).
             schema: the PostgreSQL schema holding the store (a lower-case identifier).
             max_size: most connections the store's pool opens (``>= 1``).
+            create: create the store if the schema holds none. With ``False``, only an
+                existing store is opened (for tools that inspect one): a schema without
+                one raises ``BackendUnavailable`` and nothing is created.
 
         Raises:
             ArgumentTypeError, InvalidArgumentError: a bad argument.
-            BackendUnavailable: the database cannot be reached, or the schema holds a
-                version of the store this corral does not know.
+            BackendUnavailable: the database cannot be reached, the schema holds a
+                version of the store this corral does not know, or (``create`` false)
+                holds no store.
         """
         if not isinstance(dsn, str):
             raise ArgumentTypeError(f"dsn must be a str, not {type(dsn).__name__} ({dsn!r})")
+        if not isinstance(create, bool):
+            raise ArgumentTypeError(
+                f"create must be a bool, not {type(create).__name__} ({create!r})"
+            )
         schema = schema_arg(schema)
         size = size_arg(max_size, "max_size")
         where = f"{_redacted(dsn)} schema {schema!r}"
@@ -183,7 +209,7 @@ class PostgresEventStore(EventStore):
         try:
             with map_exceptions(where):
                 async with pool.acquire() as connection:
-                    problem = await create_schema(connection, schema)
+                    problem = await create_schema(connection, schema, create=create)
                     writers = await writers_key(connection, schema)
         except BaseException:
             pool.terminate()
@@ -338,6 +364,13 @@ class PostgresEventStore(EventStore):
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 0.02)
         return _recorded(rows)
+
+    async def _fetch_streams(self, prefix: str, after: str, count: int) -> list[StreamInfo]:
+        with map_exceptions(self._where):
+            rows = await self._pool.fetch(self._sql_streams, prefix, after, count)
+        page = [StreamInfo(*row.values()) for row in rows]
+        page.sort(key=lambda info: info.stream)  # the scan's order, made explicit
+        return page
 
     async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
         with map_exceptions(self._where):

@@ -218,12 +218,19 @@ def map_exceptions(where: str) -> Iterator[None]:
         raise BackendUnavailable(f"PostgreSQL {where}: {exc}") from exc
 
 
-async def create_schema(connection: PoolConnectionProxy[asyncpg.Record], schema: str) -> str:
+async def create_schema(
+    connection: PoolConnectionProxy[asyncpg.Record], schema: str, *, create: bool = True
+) -> str:
     """Create ``schema`` with its tables and function unless present; what is wrong, if anything.
 
     Runs in one transaction under an advisory lock, so processes opening a new store at
-    once do not both create it. Returns ``""`` when the schema is usable, else why not.
+    once do not both create it. Returns ``""`` when the schema is usable, else why not
+    (with ``create`` false, also when it holds no store: then nothing is created).
     """
+    if not create:
+        present = await connection.fetchval("SELECT to_regclass($1)", f"{schema}.schema_version")
+        if present is None:
+            return f"no corral event store in schema {schema!r}"
     writers = await writers_key(connection, schema)
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"corral:{schema}")

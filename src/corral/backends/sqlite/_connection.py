@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from typing import Final
@@ -57,20 +58,26 @@ def _connect(path: str) -> sqlite3.Connection:
     )
 
 
-def open_writer(path: str) -> sqlite3.Connection:
+def open_writer(path: str, *, create: bool = True) -> sqlite3.Connection:
     """Open the writing connection: WAL, ``synchronous=FULL``, the schema in place.
 
     Creates the database file and its schema if missing (inside a write transaction,
-    so two processes opening a new file at once do not both create it).
+    so two processes opening a new file at once do not both create it), unless
+    ``create`` is false: then a missing file, or one without corral's schema, is an
+    error and the file is left as it is.
 
     Raises:
-        BackendUnavailable: the file cannot be opened, is not a database, or holds a
-            schema newer than this version of corral knows.
+        BackendUnavailable: the file cannot be opened, is not a database, holds a
+            schema newer than this version of corral knows, or (``create`` false) is
+            missing or holds no corral event store.
     """
+    if not create and not os.path.isfile(path):
+        what = "is not a file" if os.path.exists(path) else "does not exist"
+        raise BackendUnavailable(f"SQLite database {path!r} {what}")
     with map_exceptions(path):
         connection = _connect(path)
         try:
-            problem = _prepare(connection)
+            problem = _prepare(connection, create)
         except BaseException:
             connection.close()
             raise
@@ -80,8 +87,10 @@ def open_writer(path: str) -> sqlite3.Connection:
     return connection
 
 
-def _prepare(connection: sqlite3.Connection) -> str:
+def _prepare(connection: sqlite3.Connection, create: bool) -> str:
     """Set the pragmas and create the schema; what makes the file unusable, if anything."""
+    if not create and connection.execute("PRAGMA user_version").fetchone()[0] == 0:
+        return "not a corral event store (no corral schema in it)"
     mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if mode != "wal":
         return f"cannot use WAL (journal mode {mode!r})"

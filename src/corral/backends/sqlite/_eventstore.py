@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -23,7 +24,7 @@ from ...errors import (
 )
 from ...eventsourcing._rules import StreamAppend, check_expected, match_retry
 from ...eventsourcing._store import EventStore
-from ...eventsourcing._types import AppendResult, ExpectedVersion, RecordedEvent
+from ...eventsourcing._types import AppendResult, ExpectedVersion, RecordedEvent, StreamInfo
 from ._connection import map_exceptions, open_reader, open_writer
 from ._watcher import DEFAULT_WATCH_INTERVAL, Watcher
 from ._writer import Job, Writer
@@ -51,6 +52,13 @@ _READ_BACKWARD: Final = (
     f"AND version >= {_VISIBLE_FROM} ORDER BY version DESC LIMIT ?3"
 )
 _READ_ALL: Final = f"SELECT {_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?"
+# A stream's last event is found through the (stream, version) index.
+_LIST_STREAMS: Final = (
+    "SELECT s.stream, s.version, s.deleted, s.truncate_before, e.position, e.recorded_at "
+    "FROM streams AS s JOIN events AS e ON e.stream = s.stream AND e.version = s.version "
+    "WHERE s.stream >= ?1 AND s.stream > ?2 AND substr(s.stream, 1, length(?1)) = ?1 "
+    "AND s.version > 0 ORDER BY s.stream LIMIT ?3"
+)
 _BY_ID: Final = f"SELECT {_COLUMNS} FROM events WHERE id = ?"
 _LAST_VERSION: Final = 2**62
 
@@ -175,7 +183,11 @@ class SqliteEventStore(EventStore):
 
     @classmethod
     async def open(
-        cls, path: str | os.PathLike[str], *, watch_interval: float = DEFAULT_WATCH_INTERVAL
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        watch_interval: float = DEFAULT_WATCH_INTERVAL,
+        create: bool = True,
     ) -> SqliteEventStore:
         """Open (and create if needed) the event store in the SQLite file at ``path``.
 
@@ -184,10 +196,14 @@ class SqliteEventStore(EventStore):
             watch_interval: seconds between two checks for commits by other processes
                 while a subscription waits (10 ms by default): about the longest such
                 a commit waits before a subscription reads it.
+            create: create the file and its schema if missing. With ``False``, only an
+                existing corral event store is opened (for tools that inspect one):
+                a missing file, or a database without corral's schema, raises
+                ``BackendUnavailable`` and the file is left untouched.
 
         Raises:
-            ArgumentTypeError: ``path`` is not a ``str`` or path-like, or
-                ``watch_interval`` is not a number.
+            ArgumentTypeError: ``path`` is not a ``str`` or path-like, ``watch_interval``
+                is not a number, or ``create`` is not a ``bool``.
             InvalidArgumentError: ``watch_interval`` is not more than 0.
             BackendUnavailable: the file cannot be opened or is not a corral database.
         """
@@ -195,9 +211,13 @@ class SqliteEventStore(EventStore):
             raise ArgumentTypeError(
                 f"path must be a str or path, not {type(path).__name__} ({path!r})"
             )
+        if not isinstance(create, bool):
+            raise ArgumentTypeError(
+                f"create must be a bool, not {type(create).__name__} ({create!r})"
+            )
         interval = _watch_interval_arg(watch_interval)
         name = os.fspath(path)
-        connection = await to_thread(open_writer, name)
+        connection = await to_thread(functools.partial(open_writer, name, create=create))
         return cls(name, connection, watch_interval=interval)
 
     def _watch(self) -> None:
@@ -205,6 +225,11 @@ class SqliteEventStore(EventStore):
 
     def _unwatch(self) -> None:
         self._watcher.unwatch()
+
+    @property
+    def path(self) -> str:
+        """The database file's path, as given to :meth:`open`."""
+        return self._path
 
     def _describe(self) -> str:
         return repr(self._path)
@@ -305,6 +330,13 @@ class SqliteEventStore(EventStore):
         return await self._read(
             lambda c: _recorded(c.execute(_READ_ALL, (start, count)).fetchall())
         )
+
+    async def _fetch_streams(self, prefix: str, after: str, count: int) -> list[StreamInfo]:
+        def query(connection: sqlite3.Connection) -> list[StreamInfo]:
+            rows = connection.execute(_LIST_STREAMS, (prefix, after, count)).fetchall()
+            return [StreamInfo(n, v, bool(d), t, p, r) for n, v, d, t, p, r in rows]
+
+        return await self._read(query)
 
     async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
         def query(connection: sqlite3.Connection) -> tuple[int, bool, int, bytes]:

@@ -39,6 +39,7 @@ from ...eventsourcing import (
     RecordedEvent,
     Subscription,
 )
+from ...eventsourcing._reader import PAGE_SIZE
 from .._clock import VirtualClock
 
 __all__ = ("EventStoreContract", "event")
@@ -408,12 +409,68 @@ class EventStoreContract:
         await store.delete_stream("never-written")
         assert not (await store.get_stream_metadata("never-written")).exists
 
+    # -- listing streams ---------------------------------------------------------------
+
+    async def test_list_streams_by_name_with_what_is_cheap_to_know(self, store: EventStore) -> None:
+        placed = await store.append("order-2", [event(), event(), event()])
+        await store.append("order-10", [event()])
+        await store.append("account-1", [event()])
+        await store.set_stream_metadata("order-9", {"only": "metadata"})
+        await store.truncate_before("order-2", 2)
+        await store.delete_stream("account-1")
+        listed = [info async for info in store.list_streams()]
+        assert [info.stream for info in listed] == ["account-1", "order-10", "order-2"]
+        account, _, order = listed
+        assert (account.version, account.deleted, account.events) == (1, True, 0)
+        assert (order.version, order.deleted, order.truncate_before) == (3, False, 2)
+        assert order.events == 2
+        assert order.last_position == placed.positions[-1]
+        (last,) = await store.read_stream("order-2", backwards=True, limit=1).collect()
+        assert order.last_recorded_at == last.recorded_at
+        await store.append("account-1", [event()], expected_version=NO_STREAM)
+        again = [info async for info in store.list_streams(prefix="account-")]
+        assert [(i.stream, i.version, i.deleted, i.events) for i in again] == [
+            ("account-1", 2, False, 1)
+        ]
+
+    async def test_list_streams_with_a_prefix_and_a_limit(self, store: EventStore) -> None:
+        for name in ("a-1", "a-2", "a-3", "ab-1", "b-1"):
+            await store.append(name, [event()])
+
+        async def names(**options: Any) -> list[str]:
+            return [info.stream async for info in store.list_streams(**options)]
+
+        assert await names(prefix="a-") == ["a-1", "a-2", "a-3"]
+        assert await names(prefix="a") == ["a-1", "a-2", "a-3", "ab-1"]
+        assert await names(prefix="a-", limit=2) == ["a-1", "a-2"]
+        assert await names(limit=1) == ["a-1"]
+        assert await names(prefix="") == ["a-1", "a-2", "a-3", "ab-1", "b-1"]
+        assert await names(prefix="c") == []
+        assert await names(prefix="a-%") == []  # no pattern characters
+
+    async def test_list_streams_pages_through_many_streams(self, store: EventStore) -> None:
+        many = {f"s-{index:04d}": ([event()], ANY) for index in range(PAGE_SIZE + 3)}
+        await store.append_many({"r-1": ([event()], ANY), **many, "t-1": ([event()], ANY)})
+        listed = [info.stream async for info in store.list_streams(prefix="s-")]
+        assert listed == sorted(many)
+        limited = [info.stream async for info in store.list_streams(limit=PAGE_SIZE + 1)]
+        assert limited == ["r-1", *sorted(many)[:PAGE_SIZE]]
+
+    async def test_bad_list_streams_arguments_fail_at_the_call(self, store: EventStore) -> None:
+        with pytest.raises(ArgumentTypeError, match="prefix"):
+            store.list_streams(prefix=b"a")  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError, match="limit"):
+            store.list_streams(limit=0)
+        with pytest.raises(ArgumentTypeError, match="limit"):
+            store.list_streams(limit=1.0)  # type: ignore[arg-type]
+
     # -- closing -----------------------------------------------------------------------
 
     async def test_a_closed_store_refuses_everything(self) -> None:
         store = await self.make_store()
         await store.append("s", [event()])
         reader = store.read_stream("s")
+        listing = store.list_streams()
         await store.close()
         await store.close()  # idempotent
         assert store.closed
@@ -427,12 +484,15 @@ class EventStoreContract:
             lambda: store.truncate_before("s", 1),
             lambda: store.delete_stream("s"),
             lambda: anext(reader),
+            lambda: anext(listing),
         ]
         for call in calls:
             with pytest.raises(ClosedResourceError):
                 await call()
         with pytest.raises(ClosedResourceError):
             store.read_all()
+        with pytest.raises(ClosedResourceError):
+            store.list_streams()
         with pytest.raises(ClosedResourceError):
             async with store:
                 pass
