@@ -1,4 +1,4 @@
-"""The ``corral`` command line: ``corral demo``, ``corral bench``, ``corral --version``.
+"""The ``corral`` command line: ``corral demo``, ``bench``, ``events``, ``--version``.
 
 Needs the ``cli`` extra (typer and rich); ``import corral`` never imports this package.
 """

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from .._version import __version__
+from ._events import events_app
 
 __all__ = ("app", "main")
 
@@ -56,7 +57,8 @@ def _root(
 ) -> None:
     """corral: promises, structured concurrency, cancellation and virtual time for asyncio.
 
-    Run `corral demo` for a tour with real output, `corral bench` for the benchmarks.
+    Run `corral demo` for a tour with real output, `corral bench` for the benchmarks,
+    `corral events` to look into an event store.
     """
 
 
@@ -158,6 +160,9 @@ def bench(
         markdown=markdown,
     ):
         raise typer.Exit(1)
+
+
+app.add_typer(events_app, name="events")
 
 
 def main() -> None:

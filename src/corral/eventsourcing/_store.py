@@ -347,11 +347,12 @@ class EventStore(abc.ABC):
     ) -> AsyncIterator[StreamInfo]:
         """List the streams that have events, by name: ``async for info in ...``.
 
-        Soft-deleted streams are listed too (``deleted`` is set); names that only have
-        metadata (a :class:`Checkpoints` entry, say) and no event are not. Nothing is
-        read until iteration starts; the streams are read in pages, so listing a
-        million streams keeps one page in memory, and a stream created while the
-        listing runs is listed if its name comes after the current page.
+        Soft-deleted streams are listed too (``deleted`` is set); names that only
+        have metadata (a :class:`~corral.eventsourcing.Checkpoints` entry, say) and
+        no event are not. Nothing is read until iteration starts; the streams are read
+        in pages, so listing a million streams keeps one page in memory, and a stream
+        created while the listing runs is listed if its name comes after the current
+        page.
 
         Args:
             prefix: list only the streams whose name starts with it (``"order-"``).
