@@ -28,6 +28,8 @@ working::
     │   ├── SerializationError              stored data cannot be decoded (stream, position)
     │   └── BackendUnavailable              the database or server cannot be reached or used
     │                                       (the driver's exception is the ``__cause__``)
+    ├── ProcessManagerError                 a process manager could not handle a stored event
+    │                                       (manager, stream, position); nothing of it committed
     └── AggregateError                      every input of ``corral.any`` failed; a real
                                             ``ExceptionGroup`` when it carries errors, so
                                             ``except*`` works on it
@@ -57,6 +59,7 @@ __all__ = (
     "EndOfChannel",
     "InputCancelledError",
     "InvalidArgumentError",
+    "ProcessManagerError",
     "SerializationError",
     "StorageError",
     "UsageError",
@@ -242,6 +245,35 @@ class BackendUnavailable(StorageError):
 
     Raised instead of the driver's own exception, which is the ``__cause__``.
     """
+
+
+class ProcessManagerError(CorralError):
+    """A process manager could not handle a stored event, so its runner stopped there.
+
+    Either its ``handle`` raised (the exception is the ``__cause__``) or the events it
+    staged kept conflicting with concurrent writers (the last
+    :class:`ConcurrencyError` is the ``__cause__``). Nothing of that event's effect was
+    committed and the checkpoint stays before it: a restarted runner handles it again.
+
+    Attributes:
+        manager: the process manager's name.
+        stream: the stream of the event it could not handle.
+        position: that event's global position.
+        reason: what went wrong.
+    """
+
+    def __init__(self, manager: str, stream: str, position: int, reason: str) -> None:
+        super().__init__(
+            f"process manager {manager!r} stopped at stream {stream!r} position {position}: "
+            f"{reason}"
+        )
+        self.manager = manager
+        self.stream = stream
+        self.position = position
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.manager, self.stream, self.position, self.reason))
 
 
 class AggregateError(CorralError):

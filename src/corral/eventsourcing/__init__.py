@@ -4,7 +4,9 @@ Open a store with :func:`corral.connect`; the engines live in ``corral.backends`
 package defines what every engine guarantees (:class:`EventStore`) and the records it
 takes and returns, and on top of it the domain layer: aggregates (:class:`Decider`,
 :class:`Aggregate`), repositories with snapshots, upcasting, and :class:`EventCodec`.
-:class:`Subscription` and :class:`Checkpoints` follow the store live.
+:class:`Subscription` and :class:`Checkpoints` follow the store live;
+:class:`ProcessManager` and :class:`ProcessRunner` turn events into new events and
+commands, each effect committed exactly once with the manager's checkpoint.
 """
 
 from ._aggregate import Aggregate as Aggregate
@@ -16,6 +18,10 @@ from ._codec import EventCodec as EventCodec
 from ._codec import Transformer as Transformer
 from ._codec import ZlibCompression as ZlibCompression
 from ._encryption import AesGcmEncryption as AesGcmEncryption
+from ._process import ProcessContext as ProcessContext
+from ._process import ProcessManager as ProcessManager
+from ._process_runner import ProcessRunner as ProcessRunner
+from ._process_runner import ProcessRunnerStatistics as ProcessRunnerStatistics
 from ._reader import EventReader as EventReader
 from ._repository import Decided as Decided
 from ._repository import DeciderRepository as DeciderRepository
@@ -61,6 +67,10 @@ __all__ = (
     "JsonSerializer",
     "Loaded",
     "NewEvent",
+    "ProcessContext",
+    "ProcessManager",
+    "ProcessRunner",
+    "ProcessRunnerStatistics",
     "RecordedEvent",
     "Repository",
     "Snapshots",

@@ -8,16 +8,12 @@ create the stream; it is as durable as any write of the engine.
 
 from __future__ import annotations
 
-from typing import Final
-
-from ..errors import ArgumentTypeError, InvalidArgumentError, SerializationError
+from ..errors import ArgumentTypeError
 from ._rules import version_arg
 from ._store import EventStore
+from ._tracking import CHECKPOINT_KEY, Tracking, checkpoint_in, checkpoint_stream
 
 __all__ = ("CHECKPOINT_KEY", "Checkpoints")
-
-#: The stream metadata key a checkpoint is stored under.
-CHECKPOINT_KEY: Final = "corral.checkpoint"
 
 
 class Checkpoints:
@@ -27,7 +23,7 @@ class Checkpoints:
     ``store.subscribe(from_position=await checkpoints.load(name) + 1)``. Save after an
     event's effect is done: an event handled but not yet checkpointed is delivered
     again after a crash (at-least-once). For exactly-once effects, keep the checkpoint
-    in the same transaction as the effect (projections do).
+    in the same transaction as the effect, as :class:`ProcessRunner` does.
 
     Cancellation: a cancelled :meth:`save` may or may not be stored; either way the
     stored position is one that was saved.
@@ -48,14 +44,6 @@ class Checkpoints:
     def __repr__(self) -> str:
         return f"<Checkpoints in {self._store!r}>"
 
-    @staticmethod
-    def _stream(name: object) -> str:
-        if not isinstance(name, str):
-            raise ArgumentTypeError(f"name must be a str, not {type(name).__name__} ({name!r})")
-        if not name:
-            raise InvalidArgumentError("name must not be empty")
-        return f"$checkpoint-{name}"
-
     async def load(self, name: str) -> int:
         """The last position saved for ``name``, 0 if none was.
 
@@ -64,11 +52,10 @@ class Checkpoints:
             SerializationError: the stored checkpoint is not a position.
             ClosedResourceError, BackendUnavailable: as the store's reads.
         """
-        stream = self._stream(name)
-        stored = (await self._store.get_stream_metadata(stream)).custom.get(CHECKPOINT_KEY, 0)
-        if not isinstance(stored, int) or isinstance(stored, bool) or stored < 0:
-            raise SerializationError(stream, None, f"malformed checkpoint: {stored!r}")
-        return stored
+        stream = checkpoint_stream(name)
+        self._store._check_open()
+        _, _, _, custom = await self._store._get_stream(stream)
+        return checkpoint_in(stream, custom)
 
     async def save(self, name: str, position: int) -> None:
         """Store ``position`` as ``name``'s checkpoint (the last position it handled).
@@ -77,6 +64,7 @@ class Checkpoints:
             ArgumentTypeError, InvalidArgumentError: bad ``name`` or ``position``.
             ClosedResourceError, BackendUnavailable: as the store's writes.
         """
-        stream = self._stream(name)
+        stream = checkpoint_stream(name)
         position = version_arg(position, "position")
-        await self._store.set_stream_metadata(stream, {CHECKPOINT_KEY: position})
+        self._store._check_open()
+        await self._store._set_stream(stream, custom=Tracking(name, 0, position).metadata)

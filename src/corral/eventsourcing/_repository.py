@@ -12,6 +12,7 @@ from ..errors import ArgumentTypeError, ConcurrencyError, InvalidArgumentError
 from ..optimize._limiter import size_arg
 from ._aggregate import Aggregate, Decider
 from ._codec import EventCodec
+from ._rules import StreamAppend
 from ._snapshots import Snapshots
 from ._store import EventStore
 from ._types import NO_STREAM
@@ -115,13 +116,15 @@ class _Streams:
             version = recorded.version
         return version
 
-    async def _append(
-        self, stream: str, version: int, events: Sequence[Any], state: Callable[[], Any]
-    ) -> int:
+    def _part(self, stream: str, version: int, events: Sequence[Any]) -> StreamAppend:
+        """``events`` encoded, as an append to ``stream`` expecting ``version``."""
         encode = self._codec.encode
-        new = [encode(event) for event in events]
-        expected = version if version else NO_STREAM
-        result = await self._store.append(stream, new, expected_version=expected)
+        return StreamAppend(stream, tuple(encode(event) for event in events), version or NO_STREAM)
+
+    async def _append(self, part: StreamAppend, version: int, state: Callable[[], Any]) -> int:
+        """Make ``part`` (expecting ``version``), then take a snapshot if one is due."""
+        stream = part.stream
+        result = await self._store.append(stream, part.events, expected_version=part.expected)
         if self._snapshots is not None and self._snapshots.due(version, result.version):
             await self._snapshots.save(self._store, stream, result.version, state())
             if INSTRUMENTS.active:
@@ -246,7 +249,20 @@ class Repository(_Streams, Generic[A]):
         if not pending:
             return
         stream = self.stream_name(aggregate.id)
-        aggregate._saved(await self._append(stream, aggregate.version, pending, aggregate.snapshot))
+        part = self._part(stream, aggregate.version, pending)
+        aggregate._saved(await self._append(part, aggregate.version, aggregate.snapshot))
+
+    async def _decide(self, id: str, command: Callable[[A], object]) -> tuple[A, StreamAppend]:
+        """Load ``id`` and run ``command``; the aggregate and the append it asks for.
+
+        Writes nothing: the aggregate keeps its events pending. :meth:`handle` saves
+        them; a process manager's context stages the append instead.
+        """
+        _command_arg(command)
+        aggregate = await self.load(id)
+        _no_awaitable(command(aggregate))
+        stream = self.stream_name(id)
+        return aggregate, self._part(stream, aggregate.version, aggregate.pending_events)
 
     async def handle(self, id: str, command: Callable[[A], object]) -> A:
         """Load ``id``, run ``command(aggregate)``, save; on a conflict, all over again.
@@ -371,22 +387,36 @@ class DeciderRepository(_Streams, Generic[C, E, S]):
             SerializationError, ClosedResourceError, BackendUnavailable: as
                 :meth:`load` and the store's appends.
         """
-        stream = self.stream_name(id)
-        decider = self._decider
         attempt = 1
         while True:
-            loaded = await self.load(id)
-            events = _events_arg(decider.decide(command, loaded.state))
-            state = decider.fold(events, loaded.state)
-            if not events:
-                return Decided((), state, loaded.version, attempt)
+            decided, part = await self._decide(id, command, attempt)
+            if not part.events:
+                return decided
             try:
-                version = await self._append(stream, loaded.version, events, _returning(state))
+                loaded = decided.version - len(part.events)
+                version = await self._append(part, loaded, _returning(decided.state))
             except ConcurrencyError as conflict:
                 self._retry_or_raise(conflict, attempt)
                 attempt += 1
             else:
-                return Decided(events, state, version, attempt)
+                return dataclasses.replace(decided, version=version)
+
+    async def _decide(
+        self, id: str, command: C, attempt: int = 1
+    ) -> tuple[Decided[E, S], StreamAppend]:
+        """Decide ``command`` on the stored state of ``id``, writing nothing.
+
+        Returns what :meth:`handle` returns once the append it asks for (the events
+        encoded, expecting the loaded version) is made, and that append. (A stream
+        soft-deleted at version ``v`` loads as version 0 and its next events get
+        versions from ``v + 1``: then the returned version is ``v`` short.)
+        """
+        decider = self._decider
+        loaded = await self.load(id)
+        events = _events_arg(decider.decide(command, loaded.state))
+        state = decider.fold(events, loaded.state)
+        part = self._part(self.stream_name(id), loaded.version, events)
+        return Decided(events, state, loaded.version + len(events), attempt), part
 
 
 def _returning(value: S) -> Callable[[], S]:

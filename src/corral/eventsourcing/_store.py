@@ -23,6 +23,7 @@ from ._rules import (
     version_arg,
 )
 from ._subscription import DEFAULT_POLL_INTERVAL, AppendSignal, Subscription
+from ._tracking import Tracking
 from ._types import (
     ANY,
     AppendResult,
@@ -128,8 +129,17 @@ class EventStore(abc.ABC):
     # -- what an engine implements ---------------------------------------------------
 
     @abc.abstractmethod
-    async def _append(self, parts: list[StreamAppend]) -> list[AppendResult]:
-        """Apply ``parts`` atomically (all or none), updating the counters."""
+    async def _append(
+        self, parts: list[StreamAppend], tracking: Tracking | None = None
+    ) -> list[AppendResult]:
+        """Apply ``parts`` atomically (all or none), updating the counters.
+
+        With ``tracking``, the same transaction also compares the checkpoint it names
+        with ``tracking.expected`` and stores ``tracking.position`` in its place (the
+        metadata of ``tracking.stream``, where :class:`Checkpoints` reads it); a
+        different stored checkpoint raises ``ConcurrencyError`` for ``tracking.stream``
+        and writes nothing. ``parts`` may then be empty: a checkpoint-only advance.
+        """
 
     @abc.abstractmethod
     async def _fetch_stream(
@@ -334,6 +344,25 @@ class EventStore(abc.ABC):
             return await self._fetch_page(start if after is None else after.position + 1, count)
 
         return EventReader(fetch, left, f"all from position {start}")
+
+    async def _append_tracked(
+        self, parts: list[StreamAppend], tracking: Tracking
+    ) -> list[AppendResult]:
+        """Append validated ``parts`` and advance a checkpoint in one transaction.
+
+        Raises:
+            ConcurrencyError: a part's stream, or the checkpoint, is not as expected;
+                nothing was written.
+            DuplicateError, ClosedResourceError, BackendUnavailable: as :meth:`append`.
+        """
+        self._check_open()
+        results = await self._append(parts, tracking)
+        if parts:
+            self._signal.notify()
+            if INSTRUMENTS.active:
+                versions = {result.stream: result.version for result in results}
+                INSTRUMENTS.event(self, "appended_many", {"versions": versions})
+        return results
 
     async def _fetch_page(self, start: int, count: int) -> list[RecordedEvent]:
         """Up to ``count`` events of the global log from position ``start`` on."""

@@ -8,6 +8,7 @@ import uuid
 from ...errors import ConcurrencyError
 from ...eventsourcing._rules import StreamAppend, check_expected, match_retry
 from ...eventsourcing._store import EventStore
+from ...eventsourcing._tracking import Tracking
 from ...eventsourcing._types import AppendResult, ExpectedVersion, RecordedEvent, StreamInfo
 
 __all__ = ("MemoryEventStore",)
@@ -57,8 +58,17 @@ class MemoryEventStore(EventStore):
     def _describe(self) -> str:
         return f"{len(self._log)} events in {len(self._streams)} streams,"
 
-    async def _append(self, parts: list[StreamAppend]) -> list[AppendResult]:
+    async def _append(
+        self, parts: list[StreamAppend], tracking: Tracking | None = None
+    ) -> list[AppendResult]:
         # Decide every part before changing anything, so a failure writes nothing.
+        if tracking is not None:
+            checkpoint = self._streams.get(tracking.stream)
+            try:
+                tracking.check(b"" if checkpoint is None else checkpoint.custom)
+            except ConcurrencyError:
+                self._counters.conflicts += 1
+                raise
         retries: list[AppendResult | None] = []
         for part in parts:
             state = self._streams.get(part.stream)
@@ -78,6 +88,8 @@ class MemoryEventStore(EventStore):
             result = retry if retry is not None else self._write(part, now)
             self._counters.count_part(result, retry is not None)
             results.append(result)
+        if tracking is not None:
+            self._streams.setdefault(tracking.stream, _Stream()).custom = tracking.metadata
         self._counters.transactions += 1
         return results
 

@@ -17,6 +17,7 @@ from ...errors import (
 )
 from ...eventsourcing._rules import StreamAppend, check_expected, match_retry
 from ...eventsourcing._store import EventStore
+from ...eventsourcing._tracking import CHECKPOINT_KEY, Tracking
 from ...eventsourcing._types import (
     AppendResult,
     ExpectedVersion,
@@ -156,6 +157,21 @@ class PostgresEventStore(EventStore):
             "ORDER BY version DESC LIMIT 1) AS last "
             "WHERE n.stream IS NOT NULL AND starts_with(n.stream, $1) LIMIT $3"
         )
+        # The checkpoint a checkpoint stream's metadata holds (see corral.eventsourcing.
+        # _tracking): the JSON object's CHECKPOINT_KEY, 0 for no metadata.
+        checkpoint = (
+            f"coalesce((convert_from(nullif(s.metadata, ''), 'UTF8')::jsonb "
+            f"->> '{CHECKPOINT_KEY}')::bigint, 0)"
+        )
+        self._sql_advance = (
+            f"UPDATE {s}.streams AS s SET metadata = $2 WHERE stream = $1 "
+            f"AND {checkpoint} = $3 RETURNING true"
+        )
+        self._sql_advance_from_zero = (
+            f"INSERT INTO {s}.streams AS s (stream, metadata) VALUES ($1, $2) "
+            f"ON CONFLICT (stream) DO UPDATE SET metadata = excluded.metadata "
+            f"WHERE {checkpoint} = $3 RETURNING true"
+        )
         # A stream's version is its last event's; the streams row may not exist.
         self._sql_stream = (
             f"SELECT (SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream = $1), "
@@ -229,11 +245,15 @@ class PostgresEventStore(EventStore):
 
     # -- writing ---------------------------------------------------------------------
 
-    async def _append(self, parts: list[StreamAppend]) -> list[AppendResult]:
+    async def _append(
+        self, parts: list[StreamAppend], tracking: Tracking | None = None
+    ) -> list[AppendResult]:
         if sum(len(part.events) for part in parts) > MAX_EVENTS_PER_APPEND:
             raise InvalidArgumentError(
                 f"a PostgreSQL append holds at most {MAX_EVENTS_PER_APPEND} events"
             )
+        if tracking is not None:
+            return await self._append_tracked(parts, tracking)
         with map_exceptions(self._where):
             async with self._pool.acquire() as connection:
                 try:
@@ -298,6 +318,74 @@ class PostgresEventStore(EventStore):
             self._counters.conflicts += 1
             raise ConcurrencyError(part.stream, part.expected, actual) from None
         return rows
+
+    async def _append_tracked(
+        self, parts: list[StreamAppend], tracking: Tracking
+    ) -> list[AppendResult]:
+        """Append ``parts`` and compare-and-set the checkpoint in one transaction.
+
+        The append function runs first: it takes the writer lock before the transaction
+        draws its id, as the read horizon requires of every transaction that writes
+        events; the checkpoint is written after it. A checkpoint-only advance writes no
+        event and is a single statement.
+        """
+        with map_exceptions(self._where):
+            async with self._pool.acquire() as connection:
+                if not parts:
+                    await self._advance(connection, tracking)
+                    outcome: list[tuple[AppendResult, bool]] = []
+                else:
+                    try:
+                        async with connection.transaction():
+                            rows = await connection.fetch(self._sql_append, *_arguments(parts))
+                            await self._advance(connection, tracking)
+                        pairs = zip(parts, rows, strict=True)
+                        outcome = [(_result(part, row), False) for part, row in pairs]
+                    except (asyncpg.UniqueViolationError, asyncpg.RaiseError) as exc:
+                        if isinstance(exc, asyncpg.RaiseError) and exc.message != CONFLICT:
+                            raise
+                        outcome = await self._append_tracked_checking_ids(
+                            connection, parts, tracking
+                        )
+        counters = self._counters
+        for result, retried in outcome:
+            counters.count_part(result, retried)
+        counters.transactions += 1
+        return [result for result, _ in outcome]
+
+    async def _append_tracked_checking_ids(
+        self, connection: Any, parts: list[StreamAppend], tracking: Tracking
+    ) -> list[tuple[AppendResult, bool]]:
+        """As :meth:`_append_checking_ids`, advancing the checkpoint in the same transaction."""
+        ids = [event.id for part in parts for event in part.events]
+        while True:
+            try:
+                async with connection.transaction():
+                    outcome = await self._append_unless_stored(connection, parts, ids)
+                    await self._advance(connection, tracking)
+                    return outcome
+            except asyncpg.UniqueViolationError:
+                continue
+
+    async def _advance(self, connection: Any, tracking: Tracking) -> None:
+        """Move the checkpoint from ``tracking.expected`` to ``tracking.position``.
+
+        One statement: it locks the checkpoint's row, so of two concurrent advances
+        from the same position one waits for the other and then finds it moved.
+
+        Raises:
+            ConcurrencyError: the stored checkpoint is not ``tracking.expected``.
+        """
+        stream = tracking.stream
+        sql = self._sql_advance_from_zero if tracking.expected == 0 else self._sql_advance
+        done = await connection.fetchval(sql, stream, tracking.metadata, tracking.expected)
+        if done is None:
+            custom = await connection.fetchval(
+                f"SELECT metadata FROM {self._schema}.streams WHERE stream = $1", stream
+            )
+            self._counters.conflicts += 1
+            tracking.check(custom or b"")  # raises with the stored checkpoint
+            raise ConcurrencyError(stream, tracking.expected, tracking.expected)
 
     async def _set_stream(
         self, stream: str, *, custom: bytes | None = None, truncate_before: int | None = None

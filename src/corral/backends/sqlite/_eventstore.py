@@ -24,6 +24,7 @@ from ...errors import (
 )
 from ...eventsourcing._rules import StreamAppend, check_expected, match_retry
 from ...eventsourcing._store import EventStore
+from ...eventsourcing._tracking import Tracking
 from ...eventsourcing._types import AppendResult, ExpectedVersion, RecordedEvent, StreamInfo
 from ._connection import map_exceptions, open_reader, open_writer
 from ._watcher import DEFAULT_WATCH_INTERVAL, Watcher
@@ -276,10 +277,19 @@ class SqliteEventStore(EventStore):
             if not job.future.done():
                 job.future.set_result(None)
 
-    async def _append(self, parts: list[StreamAppend]) -> list[AppendResult]:
-        outcome = await self._write(
-            lambda connection, now, recheck: _append(connection, now, parts, recheck)
-        )
+    async def _append(
+        self, parts: list[StreamAppend], tracking: Tracking | None = None
+    ) -> list[AppendResult]:
+        if tracking is None:
+            outcome = await self._write(
+                lambda connection, now, recheck: _append(connection, now, parts, recheck)
+            )
+        else:
+            outcome = await self._write(
+                lambda connection, now, recheck: _append_tracked(
+                    connection, now, parts, recheck, tracking
+                )
+            )
         return [result for result, _ in outcome.parts]
 
     async def _set_stream(
@@ -402,6 +412,30 @@ def _stored(connection: sqlite3.Connection, part: StreamAppend) -> list[Recorded
         row = connection.execute(_BY_ID, (event.id.bytes,)).fetchone()
         found.append(None if row is None else _recorded([row])[0])
     return found
+
+
+def _append_tracked(
+    connection: sqlite3.Connection,
+    now: float,
+    parts: list[StreamAppend],
+    recheck: bool,
+    tracking: Tracking,
+) -> _AppendOutcome:
+    """Compare-and-set the checkpoint, then append ``parts``, in the job's savepoint.
+
+    The writer thread holds SQLite's write lock for the whole batch, so nothing can
+    change the checkpoint between the comparison and the write.
+    """
+    stream = tracking.stream
+    row = connection.execute("SELECT metadata FROM streams WHERE stream = ?", (stream,)).fetchone()
+    tracking.check(b"" if row is None else row[0])
+    outcome = _append(connection, now, parts, recheck) if parts else _AppendOutcome([])
+    connection.execute(
+        "INSERT INTO streams (stream, version, metadata) VALUES (?, 0, ?) "
+        "ON CONFLICT (stream) DO UPDATE SET metadata = excluded.metadata",
+        (stream, tracking.metadata),
+    )
+    return outcome
 
 
 def _append(
