@@ -130,8 +130,9 @@ class ProcessRunner:
         store: the event store the manager reads and writes.
         manager: the process manager.
         poll_interval: how often (seconds or ``timedelta``, loop time) :meth:`run`
-            looks for events appended by other processes or store objects; appends
-            through ``store`` wake it at once.
+            looks for events appended by other processes or store objects, in case
+            the engine does not notice them sooner (SQLite does, as for
+            subscriptions); appends through ``store`` wake it at once.
         attempts: how many times ``handle`` runs for one event in all when its staged
             appends conflict (``>= 1``).
 
@@ -258,7 +259,8 @@ class ProcessRunner:
             SerializationError: as :meth:`catch_up`.
         """
         self._start()
-        signal = self._store._signal
+        store = self._store
+        signal = store._signal
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -273,9 +275,11 @@ class ProcessRunner:
                     continue  # something committed through the store since the read
                 waiter = signal.waiter()
                 handle = loop.call_later(self._poll_interval, _wake, waiter)
+                store._watch()  # engines that notice other processes' commits wake it
                 try:
                     await waiter
                 finally:
+                    store._unwatch()
                     handle.cancel()
                     signal.discard(waiter)
         finally:
