@@ -14,6 +14,7 @@ import corral
 from corral import (
     Channel,
     DefaultCase,
+    SelectCase,
     Selected,
     TimeoutCase,
     default_case,
@@ -272,6 +273,22 @@ async def test_non_case_argument_is_a_type_error_naming_its_position() -> None:
         await select(channel.receive_case(), channel)  # type: ignore[arg-type]
     assert isinstance(info.value, TypeError)
     assert channel.statistics().buffered == 1
+
+
+async def test_non_case_error_is_not_chained_and_case_errors_pass_through() -> None:
+    with pytest.raises(ArgumentTypeError, match="argument 0 is not a case") as info:
+        await select(object())  # type: ignore[arg-type]
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+    class Faulty(SelectCase):
+        __slots__ = ()
+
+        def _ready(self) -> bool:
+            raise AttributeError("from inside the case")
+
+    with pytest.raises(AttributeError, match="from inside the case"):
+        await select(Channel[int]().receive_case(), Faulty())
 
 
 async def test_two_default_cases_are_refused() -> None:

@@ -117,6 +117,10 @@ class SelectCase:
 
     __slots__ = ()
 
+    #: The channel of a receive case made straight from a channel (not from an end),
+    #: which ``select`` checks inline; ``None`` for every other case.
+    _direct: Any = None
+
     def _ready(self) -> bool:
         raise NotImplementedError
 

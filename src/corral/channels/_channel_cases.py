@@ -37,11 +37,12 @@ class ReceiveCase(SelectCase, Generic[T]):
     and drained. On a ``None`` channel it never fires (Go's nil channel).
     """
 
-    __slots__ = ("channel", "end")
+    __slots__ = ("_direct", "channel", "end")
 
     def __init__(self, channel: Channel[T] | None, end: ReceiveEnd[T] | None) -> None:
         self.channel = channel
         self.end = end
+        self._direct = channel if end is None else None
 
     def _ready(self) -> bool:
         channel = self.channel

@@ -275,30 +275,34 @@ async def select(*cases: SelectCase, biased: bool = False) -> Selected:
     count = 0
     index = -1
     checked: tuple[object, ...] = cases  # arguments are checked, whatever the annotation says
-    for case in checked:
-        index += 1
-        if type(case) is ReceiveCase and case.end is None:
-            # the commonest case, checked inline: a receive straight from a channel
-            channel = case.channel
-            if channel is None or not (
-                channel._buffer
-                or not channel._open
-                or (channel._senders and channel._receive_ready())
-            ):
-                continue
-        elif isinstance(case, SelectCase):
-            if not case._ready():
+    try:
+        for case in checked:
+            index += 1
+            channel = case._direct  # type: ignore[attr-defined]
+            if channel is not None:
+                # the commonest case, checked inline: a receive straight from a channel
+                if not (
+                    channel._buffer
+                    or not channel._open
+                    or (channel._senders and channel._receive_ready())
+                ):
+                    continue
+            elif not case._ready():  # type: ignore[attr-defined]
                 if type(case) is DefaultCase:
                     if default >= 0:
                         _check(checked)
                     default = index
                 continue
-        else:
-            _check(checked)
-        count += 1
-        # the first ready case when biased; else reservoir sampling, a uniform choice
-        if count == 1 or (not biased and _random() * count < 1):
-            ready_index = index
+            count += 1
+            # the first ready case when biased; else reservoir sampling, a uniform choice
+            if count == 1 or (not biased and _random() * count < 1):
+                ready_index = index
+    except AttributeError:
+        try:
+            _check(checked)  # an argument that is not a case: say which
+        except ArgumentTypeError as refusal:
+            raise refusal from None
+        raise
     if ready_index >= 0:
         return _commit(cases[ready_index], ready_index)
     if default >= 0:
