@@ -21,6 +21,7 @@ from corral.errors import (
     ArgumentTypeError,
     BackendUnavailable,
     ConcurrencyError,
+    DuplicateError,
     InvalidArgumentError,
     SerializationError,
 )
@@ -94,7 +95,7 @@ async def _held_append(connection: asyncpg.Connection, schema: str, event: NewEv
     """Append ``event`` to stream "late" through the store's function, leaving it uncommitted."""
     await connection.execute("BEGIN")
     await connection.fetch(
-        f"SELECT * FROM {schema}.append_events($1, $2, $3, $4, $5, $6, $7, $8)",
+        f"SELECT * FROM {schema}.append_to_streams($1, $2, $3, $4, $5, $6, $7, $8)",
         ["late"],
         [-1],
         [1],
@@ -346,3 +347,83 @@ async def test_bad_arguments_are_refused(
 ) -> None:
     with pytest.raises(error, match=match):
         await PostgresEventStore.open(**{"dsn": URL, **arguments})
+
+
+# -- one statement per append; upgrading an older schema ---------------------------------
+
+
+async def _statements(store: PostgresEventStore, body: Awaitable[Any]) -> list[str]:
+    """The statements the store sends while ``body`` runs (on its pool of one connection)."""
+    sent: list[str] = []
+    async with store._connections.lease() as proxy:
+        connection = proxy._con
+    assert connection is not None
+
+    def log(record: Any) -> None:
+        sent.append(record.query)
+
+    connection.add_query_logger(log)
+    try:
+        with contextlib.suppress(ConcurrencyError, DuplicateError):
+            await body
+        for _ in range(3):
+            await asyncio.sleep(0)  # the driver calls loggers soon, not at once
+    finally:
+        connection.remove_query_logger(log)
+    return sent
+
+
+async def test_an_append_a_conflict_and_a_retry_are_one_statement_each() -> None:
+    schema = new_schema()
+    store = await PostgresEventStore.open(URL, schema=schema, max_size=1)
+    try:
+        await store.append("warm-up", [event()])  # the driver learns the types once
+        first = [event(), event()]
+        append = f"SELECT * FROM {schema}.append_to_streams("
+        sent = [
+            await _statements(store, store.append("s", first, expected_version=0)),
+            await _statements(store, store.append("s", [event()], expected_version=0)),
+            await _statements(store, store.append("s", first, expected_version=0)),  # a retry
+            await _statements(store, store.append("s", first[:1], expected_version=2)),
+        ]
+        # A plain append, a conflict, a retry, a duplicate: one statement each.
+        assert [[query.startswith(append) for query in one] for one in sent] == [[True]] * 4
+        # A retry and a new append together: the second call appends the new part.
+        both = store.append_many({"s": (first, ANY), "t": ([event()], 0)})
+        assert [query.startswith(append) for query in await _statements(store, both)] == [
+            True,
+            True,
+        ]
+        versions = {(e.stream, e.version) for e in await store.read_all().collect()}
+        assert versions == {("warm-up", 1), ("s", 1), ("s", 2), ("t", 1)}
+        assert store.statistics().conflicts == 1
+    finally:
+        await store.close()
+        await drop_schemas([schema])
+
+
+async def test_a_schema_of_version_1_is_upgraded_in_place(open_store: OpenStore) -> None:
+    store = await open_store()
+    kept = await store.append("s", [event()])
+    admin = await asyncpg.connect(URL)
+    try:
+        # Version 1 called its append function append_events (other columns, same role).
+        await admin.execute(
+            f"ALTER FUNCTION {store.schema}.append_to_streams RENAME TO append_events"
+        )
+        await admin.execute(f"UPDATE {store.schema}.schema_version SET version = 1")
+        again = await PostgresEventStore.open(URL, schema=store.schema)
+        try:
+            functions = await admin.fetch(
+                "SELECT proname FROM pg_proc WHERE pronamespace = $1::regnamespace",
+                store.schema,
+            )
+            assert sorted(row[0] for row in functions) == ["append_to_streams", "lock_streams"]
+            version = await admin.fetchval(f"SELECT version FROM {store.schema}.schema_version")
+            assert version == 2
+            assert (await again.append("s", [event()], expected_version=1)).version == 2
+            assert (await again.read_stream("s").collect())[0].position == kept.positions[0]
+        finally:
+            await again.close()
+    finally:
+        await admin.close()

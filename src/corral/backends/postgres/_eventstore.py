@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -26,7 +27,9 @@ from ...eventsourcing._types import (
     StreamState,
 )
 from ...optimize._limiter import size_arg
+from ._connections import Connections
 from ._schema import (
+    APPEND_FUNCTION,
     CONFLICT,
     EXPECT_ANY,
     EXPECT_NO_STREAM,
@@ -56,14 +59,17 @@ _EXPECTED: Final[dict[StreamState, int]] = {
 }
 
 
-def _recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
-    """Rows as events; a malformed row raises ``SerializationError`` naming it."""
+def _recorded(rows: Sequence[asyncpg.Record], skip: int = 0) -> list[RecordedEvent]:
+    """Rows (from column ``skip`` on) as events; a malformed row raises
+    ``SerializationError`` naming it."""
     events = []
     for row in rows:
-        if None in row.values():
-            empty = ", ".join(key for key, value in row.items() if value is None)
-            raise SerializationError(row[0], row[2], f"malformed stored event: no {empty}")
-        events.append(RecordedEvent(*row.values()))
+        values = list(row.values())[skip:]
+        if None in values:
+            keys = list(row.keys())[skip:]
+            empty = ", ".join(key for key, value in zip(keys, values, strict=True) if value is None)
+            raise SerializationError(values[0], values[2], f"malformed stored event: no {empty}")
+        events.append(RecordedEvent(*values))
     return events
 
 
@@ -75,12 +81,19 @@ class PostgresEventStore(EventStore):
     function live in one PostgreSQL schema, created on first use (under an advisory
     lock, so processes starting together create it once) and versioned.
 
-    Appends: one call of a server-side function per append, in its own transaction (one
-    round trip). The function takes a transaction-scoped advisory lock per stream (in
-    key order, so concurrent multi-stream appends cannot deadlock), checks every
-    expected version and inserts the events; a failed check rolls everything back and
-    raises :class:`~corral.errors.ConcurrencyError`. Only appends to the same stream wait
-    for each other. Durability is PostgreSQL's: an acknowledged append has committed.
+    Appends: one round trip each, a single autocommitted statement (prepared once per
+    connection) calling a server-side function. The function takes a
+    transaction-scoped advisory lock per stream (in key order, so concurrent
+    multi-stream appends cannot deadlock), looks the event ids up, checks every
+    expected version and inserts the events. A failed check rolls everything back and
+    raises :class:`~corral.errors.ConcurrencyError` (no second round trip); a retry of
+    a stored append is answered from the events the same call returns (it writes
+    nothing), and so is a :class:`~corral.errors.DuplicateError`. Only an
+    :meth:`append_many` that repeats some of its parts and not others takes a second
+    call, for the new parts. Only appends to the same stream wait for each other.
+    Durability is PostgreSQL's: an acknowledged append has committed. Connections
+    come from an asyncpg pool of ``max_size``; the store keeps the idle ones at hand
+    instead of returning each to the pool after every statement.
 
     Global order without a table lock: a transaction's events get positions
     ``xid * 2**20 + n`` (``xid`` is its ``pg_current_xact_id()``, ``n`` counts its
@@ -118,12 +131,11 @@ class PostgresEventStore(EventStore):
         self, pool: asyncpg.Pool[asyncpg.Record], schema: str, writers: int, where: str
     ) -> None:
         super().__init__()
-        self._pool = pool
+        self._connections = Connections(pool)
         self._schema = schema
         self._where = where
         s = schema
-        self._sql_append = f"SELECT * FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8)"
-        self._sql_by_ids = f"SELECT {_COLUMNS} FROM {s}.events WHERE id = ANY($1::uuid[])"
+        self._sql_append = f"SELECT * FROM {s}.{APPEND_FUNCTION}($1, $2, $3, $4, $5, $6, $7, $8)"
         visible_from = f"coalesce((SELECT truncate_before FROM {s}.streams WHERE stream = $1), 0)"
         self._sql_forward = (
             f"SELECT {_COLUMNS} FROM {s}.events WHERE stream = $1 "
@@ -255,69 +267,55 @@ class PostgresEventStore(EventStore):
         if tracking is not None:
             return await self._append_tracked(parts, tracking)
         with map_exceptions(self._where):
-            async with self._pool.acquire() as connection:
-                try:
-                    rows = await connection.fetch(self._sql_append, *_arguments(parts))
-                except (asyncpg.UniqueViolationError, asyncpg.RaiseError) as exc:
-                    if isinstance(exc, asyncpg.RaiseError) and exc.message != CONFLICT:
-                        raise
-                    # An event id is stored already, or a check failed: a retry, perhaps.
-                    outcome = await self._append_checking_ids(connection, parts)
-                else:
-                    pairs = zip(parts, rows, strict=True)
-                    outcome = [(_result(part, row), False) for part, row in pairs]
+            async with self._connections.lease() as connection:
+                outcome = await self._append_on(connection, parts)
         counters = self._counters
         for result, retried in outcome:
             counters.count_part(result, retried)
         counters.transactions += 1
         return [result for result, _ in outcome]
 
-    async def _append_checking_ids(
+    async def _append_on(
         self, connection: Any, parts: list[StreamAppend]
     ) -> list[tuple[AppendResult, bool]]:
-        """Append, answering the parts whose event ids are stored as retries.
+        """Call the append function (one autocommitted statement) until it has decided.
 
-        Looks the ids up and appends the other parts in one transaction. A unique-key
-        violation there means a concurrent append of the same ids has just committed;
-        the next round sees its events.
+        A plain append, a conflict and a retry of a whole append each take one call.
+        When the function finds event ids stored, it writes nothing and returns those
+        events: the parts they repeat are answered from them (or raise
+        ``DuplicateError``) and the others are appended by the next call, which looks
+        again (ids only accumulate, so this ends). A unique-key violation means a
+        concurrent append of the same ids committed first: the next call sees them.
         """
-        ids = [event.id for part in parts for event in part.events]
+        stored: dict[uuid.UUID, RecordedEvent] = {}
+        retries: list[AppendResult | None] = [None] * len(parts)
         while True:
-            try:
-                async with connection.transaction():
-                    return await self._append_unless_stored(connection, parts, ids)
-            except asyncpg.UniqueViolationError:
-                continue
-
-    async def _append_unless_stored(
-        self, connection: Any, parts: list[StreamAppend], ids: list[Any]
-    ) -> list[tuple[AppendResult, bool]]:
-        rows = await connection.fetch(self._sql_by_ids, ids)
-        stored = {event.id: event for event in _recorded(rows)}
-        retries = [match_retry(part, [stored.get(e.id) for e in part.events]) for part in parts]
-        fresh = [part for part, retry in zip(parts, retries, strict=True) if retry is None]
-        written = iter(await self._call_append(connection, fresh) if fresh else [])
-        return [
-            (retry, True) if retry is not None else (_result(part, next(written)), False)
-            for part, retry in zip(parts, retries, strict=True)
-        ]
-
-    async def _call_append(
-        self, connection: Any, parts: list[StreamAppend]
-    ) -> list[asyncpg.Record]:
-        """Run the append function; a failed expected-version check raises ``ConcurrencyError``."""
-        try:
-            rows: list[asyncpg.Record] = await connection.fetch(
-                self._sql_append, *_arguments(parts)
-            )
-        except asyncpg.RaiseError as exc:
-            if exc.message != CONFLICT:
-                raise
-            index, actual = map(int, exc.detail.split())
-            part = parts[index - 1]
-            self._counters.conflicts += 1
-            raise ConcurrencyError(part.stream, part.expected, actual) from None
-        return rows
+            if stored:
+                retries = [
+                    match_retry(part, [stored.get(e.id) for e in part.events]) for part in parts
+                ]
+            fresh = [part for part, retry in zip(parts, retries, strict=True) if retry is None]
+            rows: list[asyncpg.Record] = []
+            if fresh:
+                try:
+                    rows = await connection.fetch(self._sql_append, *_arguments(fresh))
+                except asyncpg.UniqueViolationError:
+                    continue
+                except asyncpg.RaiseError as exc:
+                    if exc.message != CONFLICT:
+                        raise
+                    index, actual = map(int, exc.detail.split())
+                    part = fresh[index - 1]
+                    self._counters.conflicts += 1
+                    raise ConcurrencyError(part.stream, part.expected, actual) from None
+                if rows and rows[0][0]:
+                    stored.update((event.id, event) for event in _recorded(rows, 1))
+                    continue
+            written = iter(rows)
+            return [
+                (retry, True) if retry is not None else (_result(part, next(written)), False)
+                for part, retry in zip(parts, retries, strict=True)
+            ]
 
     async def _append_tracked(
         self, parts: list[StreamAppend], tracking: Tracking
@@ -391,20 +389,22 @@ class PostgresEventStore(EventStore):
         self, stream: str, *, custom: bytes | None = None, truncate_before: int | None = None
     ) -> None:
         with map_exceptions(self._where):
-            await self._pool.execute(
-                f"INSERT INTO {self._schema}.streams AS s (stream, metadata, "
-                "truncate_before) VALUES ($1, coalesce($2::bytea, ''), coalesce($3::bigint, 0)) "
-                "ON CONFLICT (stream) DO UPDATE SET metadata = coalesce($2, s.metadata), "
-                "truncate_before = coalesce($3, s.truncate_before)",
-                stream,
-                custom,
-                truncate_before,
-            )
+            async with self._connections.lease() as connection:
+                await connection.execute(
+                    f"INSERT INTO {self._schema}.streams AS s (stream, metadata, "
+                    "truncate_before) VALUES ($1, coalesce($2::bytea, ''), "
+                    "coalesce($3::bigint, 0)) ON CONFLICT (stream) DO UPDATE "
+                    "SET metadata = coalesce($2, s.metadata), "
+                    "truncate_before = coalesce($3, s.truncate_before)",
+                    stream,
+                    custom,
+                    truncate_before,
+                )
 
     async def _delete_stream(self, stream: str, expected: ExpectedVersion) -> None:
         s = self._schema
         with map_exceptions(self._where):
-            async with self._pool.acquire() as connection, connection.transaction():
+            async with self._connections.lease() as connection, connection.transaction():
                 await connection.execute(f"SELECT {s}.lock_streams($1)", [stream])
                 version, deleted, _, _ = await connection.fetchrow(self._sql_stream, stream)
                 exists = version > 0 and not deleted
@@ -432,7 +432,8 @@ class PostgresEventStore(EventStore):
         else:
             sql, first = self._sql_forward, start or 0
         with map_exceptions(self._where):
-            rows = await self._pool.fetch(sql, stream, first, count)
+            async with self._connections.lease() as connection:
+                rows = await connection.fetch(sql, stream, first, count)
         return _recorded(rows)
 
     async def _fetch_all(self, start: int, count: int) -> list[RecordedEvent]:
@@ -441,11 +442,14 @@ class PostgresEventStore(EventStore):
         delay = 0.001
         with map_exceptions(self._where):
             while True:
-                rows = await self._pool.fetch(self._sql_all, start, count)
+                async with self._connections.lease() as connection:
+                    rows = await connection.fetch(self._sql_all, start, count)
                 if len(rows) == count or loop.time() >= deadline:
                     break
                 after = rows[-1][2] + 1 if rows else start
-                if not await self._pool.fetchval(self._sql_held_back, after):
+                async with self._connections.lease() as connection:
+                    held_back = await connection.fetchval(self._sql_held_back, after)
+                if not held_back:
                     break
                 # Committed events wait behind an older transaction still running: give
                 # it a moment, so a reader sees what was appended before it asked.
@@ -455,22 +459,24 @@ class PostgresEventStore(EventStore):
 
     async def _fetch_streams(self, prefix: str, after: str, count: int) -> list[StreamInfo]:
         with map_exceptions(self._where):
-            rows = await self._pool.fetch(self._sql_streams, prefix, after, count)
+            async with self._connections.lease() as connection:
+                rows = await connection.fetch(self._sql_streams, prefix, after, count)
         page = [StreamInfo(*row.values()) for row in rows]
         page.sort(key=lambda info: info.stream)  # the scan's order, made explicit
         return page
 
     async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
         with map_exceptions(self._where):
-            row = await self._pool.fetchrow(self._sql_stream, stream)
+            async with self._connections.lease() as connection:
+                row = await connection.fetchrow(self._sql_stream, stream)
         return row[0], row[1], row[2], row[3]
 
     async def _close(self) -> None:
         try:
             with map_exceptions(self._where):
-                await self._pool.close()
+                await self._connections.close()
         except BaseException:
-            self._pool.terminate()
+            self._connections.terminate()
             raise
 
 
@@ -499,7 +505,7 @@ def _expected_code(expected: ExpectedVersion) -> int:
 
 
 def _result(part: StreamAppend, row: asyncpg.Record) -> AppendResult:
-    version, first = row[0], row[1]
+    version, first = row[2], row[3]
     return AppendResult(part.stream, version, tuple(range(first, first + len(part.events))))
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 __all__ = (
+    "APPEND_FUNCTION",
     "CONFLICT",
     "POSITION_BITS",
     "SCHEMA_VERSION",
@@ -34,7 +35,13 @@ __all__ = (
 )
 
 #: The schema this version of corral writes, kept in its ``schema_version`` table.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+
+#: The append function's name (in the store's schema).
+APPEND_FUNCTION: Final = "append_to_streams"
+
+# The functions older schema versions had, dropped by the upgrade.
+_OLD_FUNCTIONS: Final = {1: "append_events"}
 
 #: Positions are ``xid << POSITION_BITS | n``: one transaction writes at most
 #: ``2**POSITION_BITS`` events.
@@ -71,66 +78,125 @@ CREATE TABLE {s}.events (
 );
 """
 
-# One call appends to every stream of an append in the caller's transaction. It first
-# takes a transaction-scoped advisory lock per stream (in key order, so two multi-stream
-# appends cannot deadlock) and only THEN draws its transaction id: advisory locks assign
-# no id, so of two appends to one stream the one that locks first also has the lower id,
-# and a stream's versions follow the global order. It then checks each expected version
-# (a stream's version is its last event's, read from the events' (stream, version) index)
-# and inserts the events; the streams table holds only what events cannot tell (soft
-# deletion, truncation, metadata), so a plain append writes nothing but its events. A
-# conflict raises CONFLICT with "<index of the append> <actual version>" as its detail.
+# One call appends to every stream of an append, in one statement (autocommitted by the
+# caller: one round trip). It first takes the store's writer lock (shared) and a
+# transaction-scoped advisory lock per stream (in key order, so two multi-stream appends
+# cannot deadlock) and only THEN draws its transaction id: advisory locks assign no id,
+# so of two appends to one stream the one that locks first also has the lower id, and a
+# stream's versions follow the global order. Under those locks it looks the event ids
+# up: when any is stored (a retry, or a duplicate) it returns the stored events (rows
+# with ``stored`` true) and writes nothing, for the caller to decide. Otherwise it
+# checks each expected version (a stream's version is its last event's, read from the
+# events' (stream, version) index) and inserts the events, returning one row per stream
+# (``stored`` false, the stream's new version, its first position); the streams table
+# holds only what events cannot tell (soft deletion, truncation, metadata), so a plain
+# append writes nothing but its events. A conflict raises CONFLICT with
+# "<index of the stream> <actual version>" as its detail, rolling everything back.
+# To extend it (an extra write committed with the events), add parameters and bump
+# SCHEMA_VERSION: _upgrade drops the function by name and creates the new one.
 _APPEND_FUNCTION: Final = """
-CREATE FUNCTION {s}.append_events(
+CREATE FUNCTION {s}.{append}(
     p_streams text[], p_expected bigint[], p_counts integer[], p_ids uuid[], p_types text[],
     p_content_types text[], p_data bytea[], p_metadata bytea[]
-) RETURNS TABLE (new_version bigint, first_position bigint)
+) RETURNS TABLE (
+    stored boolean, stream text, version bigint, "position" bigint, id uuid, type text,
+    data bytea, metadata bytea, content_type text, recorded_at double precision
+)
 LANGUAGE plpgsql AS $$
 DECLARE
     base bigint;
     now_seconds double precision := extract(epoch FROM clock_timestamp());
-    name text;
-    expected bigint;
-    count_ integer;
-    current_version bigint;
-    is_deleted boolean;
+    v_stream text;
+    v_expected bigint;
+    v_count integer;
+    v_version bigint;
+    v_deleted boolean;
     written integer := 0;
 BEGIN
-    PERFORM {s}.lock_streams(p_streams);
-    base := (pg_current_xact_id()::text::bigint) << {bits};
-    FOR i IN 1 .. cardinality(p_streams) LOOP
-        name := p_streams[i];
-        expected := p_expected[i];
-        count_ := p_counts[i];
-        SELECT coalesce(max(version), 0) INTO current_version
-            FROM {s}.events WHERE stream = name;
-        SELECT deleted INTO is_deleted FROM {s}.streams WHERE stream = name;
-        is_deleted := coalesce(is_deleted, false);
-        IF (expected = {no_stream} AND current_version > 0 AND NOT is_deleted)
-            OR (expected = {exists} AND (current_version = 0 OR is_deleted))
-            OR (expected >= 0 AND expected <> current_version) THEN
-            RAISE EXCEPTION '{conflict}' USING DETAIL = i || ' ' || current_version;
-        END IF;
-        IF count_ > 0 THEN
-            INSERT INTO {s}.events
-                (position, stream, version, id, type, content_type, data, metadata, recorded_at)
-            SELECT base + written + k - 1, name, current_version + k, e.id, e.type,
-                   e.content_type, e.data, e.metadata, now_seconds
-            FROM unnest(
-                p_ids[written + 1 : written + count_],
-                p_types[written + 1 : written + count_],
-                p_content_types[written + 1 : written + count_],
-                p_data[written + 1 : written + count_],
-                p_metadata[written + 1 : written + count_]
-            ) WITH ORDINALITY AS e (id, type, content_type, data, metadata, k);
-            IF is_deleted THEN
-                UPDATE {s}.streams SET deleted = false WHERE stream = name;
+    IF cardinality(p_streams) > 1 THEN
+        PERFORM {s}.lock_streams(p_streams);
+    ELSE
+        -- One stream, the common case: its locks (no other transaction takes the
+        -- writer lock but shared, so their order cannot deadlock), then one statement
+        -- (one snapshot, taken after the locks) that checks and inserts. When it
+        -- inserts nothing (an id stored, a conflict, a deleted stream, no events),
+        -- the general path below finds out why, under the same locks.
+        PERFORM pg_advisory_xact_lock_shared({writers}, 0),
+            pg_advisory_xact_lock(hashtextextended('{s}.' || p_streams[1], 0));
+        IF p_counts[1] > 0 THEN
+            WITH cur AS (
+                SELECT coalesce(max(e.version), 0) AS v FROM {s}.events AS e
+                WHERE e.stream = p_streams[1]
+            ), inserted AS (
+                INSERT INTO {s}.events AS t (position, stream, version, id, type,
+                    content_type, data, metadata, recorded_at)
+                SELECT ((pg_current_xact_id()::text::bigint) << {bits}) + n.k - 1,
+                       p_streams[1], c.v + n.k, n.id, n.type, n.content_type, n.data,
+                       n.metadata, now_seconds
+                FROM cur AS c, unnest(p_ids, p_types, p_content_types, p_data, p_metadata)
+                    WITH ORDINALITY AS n (id, type, content_type, data, metadata, k)
+                WHERE (p_expected[1] IN ({any}, c.v)
+                        OR (p_expected[1] = {exists} AND c.v > 0)
+                        OR (p_expected[1] = {no_stream} AND c.v = 0))
+                    AND NOT EXISTS (SELECT FROM {s}.streams AS d
+                                    WHERE d.stream = p_streams[1] AND d.deleted)
+                    AND NOT EXISTS ({stored_ids})
+                RETURNING t.version, t.position
+            )
+            SELECT max(i.version), min(i.position) INTO v_version, base FROM inserted AS i;
+            IF v_version IS NOT NULL THEN
+                stored := false;
+                stream := p_streams[1];
+                version := v_version;
+                "position" := base;
+                RETURN NEXT;
+                RETURN;
             END IF;
         END IF;
-        new_version := current_version + count_;
-        first_position := base + written;
+    END IF;
+    RETURN QUERY SELECT true, e.stream, e.version, e.position, e.id, e.type, e.data,
+            e.metadata, e.content_type, e.recorded_at
+        FROM ({stored_ids}) AS e;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    base := (pg_current_xact_id()::text::bigint) << {bits};
+    FOR i IN 1 .. cardinality(p_streams) LOOP
+        v_stream := p_streams[i];
+        v_expected := p_expected[i];
+        v_count := p_counts[i];
+        SELECT coalesce((SELECT max(e.version) FROM {s}.events AS e
+                         WHERE e.stream = v_stream), 0),
+               coalesce((SELECT t.deleted FROM {s}.streams AS t
+                         WHERE t.stream = v_stream), false)
+            INTO v_version, v_deleted;
+        IF (v_expected = {no_stream} AND v_version > 0 AND NOT v_deleted)
+            OR (v_expected = {exists} AND (v_version = 0 OR v_deleted))
+            OR (v_expected >= 0 AND v_expected <> v_version) THEN
+            RAISE EXCEPTION '{conflict}' USING DETAIL = i || ' ' || v_version;
+        END IF;
+        IF v_count > 0 THEN
+            INSERT INTO {s}.events AS t (position, stream, version, id, type, content_type,
+                data, metadata, recorded_at)
+            SELECT base + written + n.k - 1, v_stream, v_version + n.k, n.id, n.type,
+                   n.content_type, n.data, n.metadata, now_seconds
+            FROM unnest(
+                p_ids[written + 1 : written + v_count],
+                p_types[written + 1 : written + v_count],
+                p_content_types[written + 1 : written + v_count],
+                p_data[written + 1 : written + v_count],
+                p_metadata[written + 1 : written + v_count]
+            ) WITH ORDINALITY AS n (id, type, content_type, data, metadata, k);
+            IF v_deleted THEN
+                UPDATE {s}.streams AS t SET deleted = false WHERE t.stream = v_stream;
+            END IF;
+        END IF;
+        stored := false;
+        stream := v_stream;
+        version := v_version + v_count;
+        "position" := base + written;
         RETURN NEXT;
-        written := written + count_;
+        written := written + v_count;
     END LOOP;
 END
 $$;
@@ -221,11 +287,15 @@ def map_exceptions(where: str) -> Iterator[None]:
 async def create_schema(
     connection: PoolConnectionProxy[asyncpg.Record], schema: str, *, create: bool = True
 ) -> str:
-    """Create ``schema`` with its tables and function unless present; what is wrong, if anything.
+    """Create ``schema`` with its tables and functions, or upgrade an older version of it.
 
     Runs in one transaction under an advisory lock, so processes opening a new store at
-    once do not both create it. Returns ``""`` when the schema is usable, else why not
-    (with ``create`` false, also when it holds no store: then nothing is created).
+    once do not both create it. An older version is upgraded in place (its append
+    function replaced; the events stay as they are); processes still running the older
+    corral then fail their appends with ``BackendUnavailable`` (the function they call
+    is gone) instead of misreading the new one. Returns ``""`` when the schema is
+    usable, else why not (a version newer than this corral knows; with ``create``
+    false, also when it holds no store: then nothing is created).
     """
     if not create:
         present = await connection.fetchval("SELECT to_regclass($1)", f"{schema}.schema_version")
@@ -239,21 +309,40 @@ async def create_schema(
         if present is None:
             await connection.execute(_TABLES.format(s=schema))
             await connection.execute(_LOCK_FUNCTION.format(s=schema, writers=writers))
-            await connection.execute(
-                _APPEND_FUNCTION.format(
-                    s=schema,
-                    bits=POSITION_BITS,
-                    no_stream=EXPECT_NO_STREAM,
-                    exists=EXPECT_STREAM_EXISTS,
-                    conflict=CONFLICT,
-                )
-            )
+            await connection.execute(_append_function(schema, writers))
             await connection.execute(f"CREATE TABLE {schema}.schema_version (version integer)")
             await connection.execute(
                 f"INSERT INTO {schema}.schema_version VALUES ($1)", SCHEMA_VERSION
             )
             return ""
         version = await connection.fetchval(f"SELECT max(version) FROM {schema}.schema_version")
+        if version in _OLD_FUNCTIONS:
+            await connection.execute(f"DROP FUNCTION {schema}.{_OLD_FUNCTIONS[version]}")
+            await connection.execute(_append_function(schema, writers))
+            await connection.execute(
+                f"UPDATE {schema}.schema_version SET version = $1", SCHEMA_VERSION
+            )
+            return ""
     if version != SCHEMA_VERSION:
         return f"schema {schema!r} has version {version}; this corral knows {SCHEMA_VERSION}"
     return ""
+
+
+# The stored events among ``p_ids``: one index lookup per id (a plain ``id = ANY(p_ids)``
+# is planned as a scan of the whole table until the table is large).
+_STORED_IDS: Final = """SELECT e.* FROM unnest(p_ids) AS x (id) CROSS JOIN LATERAL
+            (SELECT * FROM {s}.events AS f WHERE f.id = x.id LIMIT 1) AS e"""
+
+
+def _append_function(schema: str, writers: int) -> str:
+    return _APPEND_FUNCTION.format(
+        s=schema,
+        stored_ids=_STORED_IDS.format(s=schema),
+        append=APPEND_FUNCTION,
+        writers=writers,
+        bits=POSITION_BITS,
+        any=EXPECT_ANY,
+        no_stream=EXPECT_NO_STREAM,
+        exists=EXPECT_STREAM_EXISTS,
+        conflict=CONFLICT,
+    )
