@@ -276,7 +276,7 @@ class PostgresEventStore(EventStore):
         return [result for result, _ in outcome]
 
     async def _append_on(
-        self, connection: Any, parts: list[StreamAppend]
+        self, connection: Any, parts: list[StreamAppend], *, in_transaction: bool = False
     ) -> list[tuple[AppendResult, bool]]:
         """Call the append function (one autocommitted statement) until it has decided.
 
@@ -285,7 +285,8 @@ class PostgresEventStore(EventStore):
         events: the parts they repeat are answered from them (or raise
         ``DuplicateError``) and the others are appended by the next call, which looks
         again (ids only accumulate, so this ends). A unique-key violation means a
-        concurrent append of the same ids committed first: the next call sees them.
+        concurrent append of the same ids committed first: the next call sees them
+        (``in_transaction``: the violation is raised, as the transaction is lost).
         """
         stored: dict[uuid.UUID, RecordedEvent] = {}
         retries: list[AppendResult | None] = [None] * len(parts)
@@ -300,6 +301,8 @@ class PostgresEventStore(EventStore):
                 try:
                     rows = await connection.fetch(self._sql_append, *_arguments(fresh))
                 except asyncpg.UniqueViolationError:
+                    if in_transaction:
+                        raise
                     continue
                 except asyncpg.RaiseError as exc:
                     if exc.message != CONFLICT:
@@ -325,45 +328,30 @@ class PostgresEventStore(EventStore):
         The append function runs first: it takes the writer lock before the transaction
         draws its id, as the read horizon requires of every transaction that writes
         events; the checkpoint is written after it. A checkpoint-only advance writes no
-        event and is a single statement.
+        event and is a single statement. A unique-key violation (a concurrent append of
+        the same ids committed first) rolls the transaction back; the next one sees them.
         """
         with map_exceptions(self._where):
-            async with self._pool.acquire() as connection:
+            async with self._connections.lease() as connection:
                 if not parts:
                     await self._advance(connection, tracking)
                     outcome: list[tuple[AppendResult, bool]] = []
                 else:
-                    try:
-                        async with connection.transaction():
-                            rows = await connection.fetch(self._sql_append, *_arguments(parts))
-                            await self._advance(connection, tracking)
-                        pairs = zip(parts, rows, strict=True)
-                        outcome = [(_result(part, row), False) for part, row in pairs]
-                    except (asyncpg.UniqueViolationError, asyncpg.RaiseError) as exc:
-                        if isinstance(exc, asyncpg.RaiseError) and exc.message != CONFLICT:
-                            raise
-                        outcome = await self._append_tracked_checking_ids(
-                            connection, parts, tracking
-                        )
+                    while True:
+                        try:
+                            async with connection.transaction():
+                                outcome = await self._append_on(
+                                    connection, parts, in_transaction=True
+                                )
+                                await self._advance(connection, tracking)
+                            break
+                        except asyncpg.UniqueViolationError:
+                            continue
         counters = self._counters
         for result, retried in outcome:
             counters.count_part(result, retried)
         counters.transactions += 1
         return [result for result, _ in outcome]
-
-    async def _append_tracked_checking_ids(
-        self, connection: Any, parts: list[StreamAppend], tracking: Tracking
-    ) -> list[tuple[AppendResult, bool]]:
-        """As :meth:`_append_checking_ids`, advancing the checkpoint in the same transaction."""
-        ids = [event.id for part in parts for event in part.events]
-        while True:
-            try:
-                async with connection.transaction():
-                    outcome = await self._append_unless_stored(connection, parts, ids)
-                    await self._advance(connection, tracking)
-                    return outcome
-            except asyncpg.UniqueViolationError:
-                continue
 
     async def _advance(self, connection: Any, tracking: Tracking) -> None:
         """Move the checkpoint from ``tracking.expected`` to ``tracking.position``.
