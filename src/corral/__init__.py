@@ -49,6 +49,7 @@ from .errors import CorralError as CorralError
 
 if typing.TYPE_CHECKING:
     from .backends._connect import connect as connect
+    from .backends._connect import connect_read_model as connect_read_model
     from .channels._bridge import BridgeChannel as BridgeChannel
     from .channels._bridge import BridgeChannelStatistics as BridgeChannelStatistics
     from .channels._cases import SelectCase as SelectCase
@@ -250,6 +251,7 @@ _LAZY: dict[str, str] = {
     "cached": "corral.optimize._cache",
     "coalesce": "corral.optimize._coalesce",
     "connect": "corral.backends._connect",
+    "connect_read_model": "corral.backends._connect",
     "default_case": "corral.channels._select",
     "default_thread_limiter": "corral.channels._threads",
     "event_case": "corral.channels._select",
@@ -402,6 +404,7 @@ __all__ = (
     "cached",
     "coalesce",
     "connect",
+    "connect_read_model",
     "current_effective_deadline",
     "default_case",
     "default_thread_limiter",

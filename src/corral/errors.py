@@ -30,6 +30,8 @@ working::
     │                                       (the driver's exception is the ``__cause__``)
     ├── ProcessManagerError                 a process manager could not handle a stored event
     │                                       (manager, stream, position); nothing of it committed
+    ├── ProjectionError                     a projection failed to apply an event (projection,
+    │                                       stream, position; the failure is the ``__cause__``)
     └── AggregateError                      every input of ``corral.any`` failed; a real
                                             ``ExceptionGroup`` when it carries errors, so
                                             ``except*`` works on it
@@ -60,6 +62,7 @@ __all__ = (
     "InputCancelledError",
     "InvalidArgumentError",
     "ProcessManagerError",
+    "ProjectionError",
     "SerializationError",
     "StorageError",
     "UsageError",
@@ -274,6 +277,34 @@ class ProcessManagerError(CorralError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.manager, self.stream, self.position, self.reason))
+
+
+class ProjectionError(CorralError):
+    """A projection's ``apply`` raised: the batch holding the event was rolled back.
+
+    Nothing of the batch took effect and the projection's checkpoint did not move, so
+    once the cause is fixed the projector applies the same events again. The
+    projection's own exception is the ``__cause__``.
+
+    Attributes:
+        projection: the projection's name.
+        stream: the stream of the event it failed on.
+        position: the event's global position.
+        event_type: the event's type.
+    """
+
+    def __init__(self, projection: str, stream: str, position: int, event_type: str) -> None:
+        super().__init__(
+            f"projection {projection!r} failed to apply the event at position {position} "
+            f"(stream {stream!r}, type {event_type!r}); its batch was rolled back"
+        )
+        self.projection = projection
+        self.stream = stream
+        self.position = position
+        self.event_type = event_type
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.projection, self.stream, self.position, self.event_type))
 
 
 class AggregateError(CorralError):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import corral
-from corral.backends.memory import MemoryEventStore
-from corral.backends.sqlite import SqliteEventStore
+from corral.backends.memory import MemoryEventStore, MemoryReadModel
+from corral.backends.sqlite import SqliteEventStore, SqliteReadModel
 from corral.errors import ArgumentTypeError, InvalidArgumentError
 
 
@@ -49,12 +50,29 @@ def test_connecting_shows_its_url() -> None:
         ("sqlite:///:memory:", "use memory://"),
     ],
 )
-def test_a_bad_url_is_named(url: str, match: str) -> None:
+@pytest.mark.parametrize("open_url", [corral.connect, corral.connect_read_model])
+def test_a_bad_url_is_named(url: str, match: str, open_url: Any) -> None:
     with pytest.raises(InvalidArgumentError, match=match) as caught:
-        corral.connect(url)
+        open_url(url)
     assert repr(url) in str(caught.value)
 
 
 def test_a_url_must_be_a_string() -> None:
     with pytest.raises(ArgumentTypeError, match="url must be a str"):
         corral.connect(b"memory://")  # type: ignore[arg-type]
+    with pytest.raises(ArgumentTypeError, match="url must be a str"):
+        corral.connect_read_model(None)  # type: ignore[arg-type]
+
+
+async def test_read_model_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    read_model = await corral.connect_read_model("memory://")
+    assert isinstance(read_model, MemoryReadModel)
+    await read_model.close()
+    monkeypatch.chdir(tmp_path)
+    async with corral.connect_read_model("sqlite:///views.db") as opened:
+        assert isinstance(opened, SqliteReadModel)
+        assert opened.path == "views.db"
+    assert opened.closed
+    assert (tmp_path / "views.db").exists()
+    # A PostgreSQL URL is only checked until awaited: no driver is imported yet.
+    assert repr(corral.connect_read_model("postgres://h/db")) == "<Connecting 'postgres://h/db'>"

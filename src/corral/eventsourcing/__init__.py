@@ -6,7 +6,9 @@ takes and returns, and on top of it the domain layer: aggregates (:class:`Decide
 :class:`Aggregate`), repositories with snapshots, upcasting, and :class:`EventCodec`.
 :class:`Subscription` and :class:`Checkpoints` follow the store live;
 :class:`ProcessManager` and :class:`ProcessRunner` turn events into new events and
-commands, each effect committed exactly once with the manager's checkpoint.
+commands, each effect committed exactly once with the manager's checkpoint; a
+:class:`Projector` keeps a :class:`Projection`'s :class:`ReadModel` up to date, each
+event applied exactly once.
 """
 
 from ._aggregate import Aggregate as Aggregate
@@ -22,6 +24,12 @@ from ._process import ProcessContext as ProcessContext
 from ._process import ProcessManager as ProcessManager
 from ._process_runner import ProcessRunner as ProcessRunner
 from ._process_runner import ProcessRunnerStatistics as ProcessRunnerStatistics
+from ._projection import Projection as Projection
+from ._projector import Progress as Progress
+from ._projector import Projector as Projector
+from ._projector import ProjectorStatistics as ProjectorStatistics
+from ._read_model import ReadModel as ReadModel
+from ._read_model import ReadModelStatistics as ReadModelStatistics
 from ._reader import EventReader as EventReader
 from ._repository import Decided as Decided
 from ._repository import DeciderRepository as DeciderRepository
@@ -71,6 +79,12 @@ __all__ = (
     "ProcessManager",
     "ProcessRunner",
     "ProcessRunnerStatistics",
+    "Progress",
+    "Projection",
+    "Projector",
+    "ProjectorStatistics",
+    "ReadModel",
+    "ReadModelStatistics",
     "RecordedEvent",
     "Repository",
     "Snapshots",

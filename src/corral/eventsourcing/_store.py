@@ -164,6 +164,10 @@ class EventStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def _head_position(self) -> int:
+        """The last position :meth:`_fetch_all` would return now (0 if none)."""
+
+    @abc.abstractmethod
     async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
         """``(version, deleted, truncate_before, custom metadata bytes)`` of ``stream``."""
 
@@ -419,6 +423,20 @@ class EventStore(abc.ABC):
             after = page[-1].stream
             if left is not None:
                 left -= len(page)
+
+    async def head_position(self) -> int:
+        """The position of the last event in the global log, 0 while it is empty.
+
+        It is the position of the last event :meth:`read_all` would return if it read
+        now (on PostgreSQL, events behind an append still in flight are not counted yet).
+        One cheap query: use it to tell how far behind a reader is.
+
+        Raises:
+            ClosedResourceError: the store is closed.
+            BackendUnavailable: the database cannot be used.
+        """
+        self._check_open()
+        return await self._head_position()
 
     def subscribe(
         self,

@@ -159,6 +159,9 @@ class MemoryEventStore(EventStore):
             )
         return page
 
+    async def _head_position(self) -> int:
+        return len(self._log)
+
     async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
         state = self._streams.get(stream)
         if state is None:

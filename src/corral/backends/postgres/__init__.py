@@ -1,5 +1,6 @@
 """The PostgreSQL backend (``postgresql://...``), on asyncpg (the ``corral[postgres]`` extra)."""
 
 from ._eventstore import PostgresEventStore as PostgresEventStore
+from ._read_model import PostgresReadModel as PostgresReadModel
 
-__all__ = ("PostgresEventStore",)
+__all__ = ("PostgresEventStore", "PostgresReadModel")

@@ -149,6 +149,10 @@ class PostgresEventStore(EventStore):
             f"SELECT {_COLUMNS} FROM {s}.events WHERE position >= $1 AND position < "
             f"{horizon(writers)} ORDER BY position LIMIT $2"
         )
+        # An index scan backwards from the horizon: the last event read_all returns now.
+        self._sql_head = (
+            f"SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < {horizon(writers)}"
+        )
         self._sql_held_back = (
             f"SELECT EXISTS (SELECT FROM {s}.events WHERE position >= greatest($1, "
             f"{horizon(writers)}))"
@@ -452,6 +456,11 @@ class PostgresEventStore(EventStore):
         page = [StreamInfo(*row.values()) for row in rows]
         page.sort(key=lambda info: info.stream)  # the scan's order, made explicit
         return page
+
+    async def _head_position(self) -> int:
+        with map_exceptions(self._where):
+            position: int = await self._pool.fetchval(self._sql_head)
+        return position
 
     async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
         with map_exceptions(self._where):

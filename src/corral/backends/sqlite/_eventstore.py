@@ -348,6 +348,16 @@ class SqliteEventStore(EventStore):
 
         return await self._read(query)
 
+    async def _head_position(self) -> int:
+        def query(connection: sqlite3.Connection) -> int:
+            # max() of the INTEGER PRIMARY KEY is one seek to the end of the table.
+            position: int = connection.execute(
+                "SELECT coalesce(max(position), 0) FROM events"
+            ).fetchone()[0]
+            return position
+
+        return await self._read(query)
+
     async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
         def query(connection: sqlite3.Connection) -> tuple[int, bool, int, bytes]:
             row = connection.execute(

@@ -334,6 +334,22 @@ class EventStoreContract:
         assert backwards == list(range(1234, 0, -1))
         assert len(await store.read_all(limit=1000).collect()) == 1000
 
+    async def test_head_position_is_the_last_position_read_all_returns(
+        self, store: EventStore
+    ) -> None:
+        assert await store.head_position() == 0
+        await store.append("a", [event(), event()])
+        results = await store.append_many({"b": ([event()], ANY), "c": ([event()], ANY)})
+        head = await store.head_position()
+        assert head == results["c"].positions[-1]
+        assert head == (await store.read_all().collect())[-1].position
+        await store.append("a", [])  # writes no event: the head stays
+        await store.delete_stream("a")  # the global log keeps its events
+        assert await store.head_position() == head
+        await store.close()
+        with pytest.raises(ClosedResourceError):
+            await store.head_position()
+
     async def test_read_all_is_in_global_order(self, store: EventStore) -> None:
         await store.append("a", [event()])
         await store.append_many({"b": ([event()], ANY), "a": ([event()], ANY)})

@@ -1,0 +1,109 @@
+"""Projection: what a read model makes of the events, one event at a time."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar, Generic, TypeVar
+
+from ..errors import ArgumentTypeError, InvalidArgumentError
+from ._types import RecordedEvent
+
+__all__ = ("Projection", "categories_arg", "projection_name")
+
+T = TypeVar("T")
+
+
+class Projection(abc.ABC, Generic[T]):
+    """Turns events into the state of a read model; run it with a :class:`Projector`.
+
+    ``T`` is the transaction handle of the read model it writes to: a
+    :class:`~corral.backends.memory.MemoryTransaction`, a
+    :class:`~corral.backends.sqlite.SqliteTransaction`, or an asyncpg connection inside
+    a transaction (:class:`~corral.backends.postgres.PostgresReadModel`). Every write a
+    projection makes goes through the ``tx`` it is given: the projector commits it
+    together with the projection's checkpoint, so each event takes effect exactly once,
+    also across crashes.
+
+    Attributes:
+        name: the projection's name (a class or instance attribute, not empty); the
+            read model keeps the projection's checkpoint under it.
+        categories: the stream categories it wants (a stream's category is its name up
+            to the first ``"-"``); empty, the default, means every stream except the
+            system streams, whose names start with ``"$"``. Events of other streams
+            are not passed to :meth:`apply`, but the checkpoint moves past them.
+
+    ``apply`` must not touch anything outside ``tx`` (no appends, no messages): a batch
+    that fails or is interrupted is rolled back and applied again. It must not keep
+    ``tx`` after it returns.
+    """
+
+    name: str
+    categories: ClassVar[tuple[str, ...]] = ()
+
+    async def setup(self, tx: T) -> None:
+        """Prepare the read model (create tables): runs once per projector start.
+
+        It runs in the transaction that also loads the checkpoint, and again after
+        :meth:`reset` during a rebuild, so it must be idempotent
+        (``CREATE TABLE IF NOT EXISTS``). The default does nothing.
+        """
+
+    async def reset(self, tx: T) -> None:
+        """Drop the read model's state (delete rows or drop tables): used by rebuilds.
+
+        Runs in the same transaction that sets the checkpoint back to 0, followed by
+        :meth:`setup`. The default does nothing.
+        """
+
+    @abc.abstractmethod
+    async def apply(self, event: RecordedEvent, tx: T) -> None:
+        """Apply ``event`` to the read model, writing through ``tx`` only.
+
+        An exception rolls the whole batch back; the projector raises
+        :class:`~corral.errors.ProjectionError` with it as the cause.
+        """
+
+
+def projection_name(projection: Projection[Any]) -> str:
+    """The projection's checked name.
+
+    Raises:
+        ArgumentTypeError: ``name`` is missing or not a ``str``.
+        InvalidArgumentError: ``name`` is empty.
+    """
+    name = getattr(projection, "name", None)
+    if not isinstance(name, str):
+        raise ArgumentTypeError(
+            f"{type(projection).__name__}.name must be a str naming the projection, "
+            f"not {type(name).__name__} ({name!r})"
+        )
+    if not name:
+        raise InvalidArgumentError(f"{type(projection).__name__}.name must not be empty")
+    return name
+
+
+def categories_arg(projection: Projection[Any]) -> tuple[str, ...]:
+    """The projection's checked ``categories``.
+
+    Raises:
+        ArgumentTypeError: ``categories`` is not a tuple of ``str``.
+        InvalidArgumentError: a category is empty or holds ``"-"``.
+    """
+    categories = getattr(projection, "categories", ())
+    owner = type(projection).__name__
+    if not isinstance(categories, tuple):
+        raise ArgumentTypeError(
+            f"{owner}.categories must be a tuple of str, not {type(categories).__name__} "
+            f"({categories!r})"
+        )
+    for category in categories:
+        if not isinstance(category, str):
+            raise ArgumentTypeError(
+                f"{owner}.categories must hold str, not {type(category).__name__} ({category!r})"
+            )
+        if not category or "-" in category:
+            raise InvalidArgumentError(
+                f"{owner}.categories: a category is a stream name up to its first '-', "
+                f"so it is not empty and holds no '-', got {category!r}"
+            )
+    return categories
