@@ -74,8 +74,8 @@ class Projector(Generic[T]):
     another): batches are applied one at a time, each from the current checkpoint.
 
     Waking up: :meth:`run` wakes as soon as an append through the same store object
-    commits, and polls every ``poll_interval`` seconds (loop time) for appends made by
-    other processes or store objects.
+    commits, as a subscription does for commits elsewhere (SQLite watches its file),
+    and polls every ``poll_interval`` seconds (loop time) in any case.
 
     Args:
         store: the event store to read.
@@ -319,7 +319,8 @@ class Projector(Generic[T]):
         self._running += 1
         try:
             await self.catch_up()
-            signal = self._store._signal
+            store = self._store
+            signal = store._signal
             loop = asyncio.get_running_loop()
             while True:
                 generation = signal.generation
@@ -328,9 +329,11 @@ class Projector(Generic[T]):
                     continue
                 waiter = signal.waiter()
                 handle = loop.call_later(self._poll_interval, _wake, waiter)
+                store._watch()  # engines that notice other processes' commits wake it
                 try:
                     await waiter
                 finally:
+                    store._unwatch()
                     handle.cancel()
                     signal.discard(waiter)
         finally:
