@@ -5,6 +5,8 @@ cancellation that loses and invents nothing, pinned by random interleavings."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import math
 import random
 from collections import Counter
@@ -151,6 +153,63 @@ async def test_biased_takes_the_first_ready_channel() -> None:
     assert (await selector.select()).index == 2
 
 
+async def test_readiness_hints_follow_every_way_a_channel_becomes_ready() -> None:
+    buffered, rendezvous, closing, broken = (
+        Channel[int](4),
+        Channel[int](),
+        Channel[int](),
+        Channel[int](),
+    )
+    tx, rx = broken.split()
+    selector = Selector(
+        buffered.receive_case(),
+        rendezvous.receive_case(),
+        closing.receive_case(),
+        broken.receive_case(),
+    )
+    assert await blocks(selector)  # every hint dropped: nothing was ready
+    assert selector._maybe_ready == set()
+    buffered.send_nowait(1)
+    assert (await selector.select()).value == 1
+    buffered.send_nowait(2)
+    assert buffered.receive_nowait() == 2  # taken behind the selector's back
+    assert await blocks(selector)
+    sender = asyncio.create_task(rendezvous.send(3))
+    await wait_all_tasks_blocked()
+    assert (await selector.select()).value == 3
+    await sender
+    other = asyncio.create_task(corral.select(buffered.send_case(4), timeout_case(9)))
+    assert (await selector.select()).value == 4  # a select's send case is noticed too
+    await other
+    closing.close()
+    assert (await selector.select()).closed
+    closing_case = closing.receive_case()
+    selector = Selector(buffered.receive_case(), broken.receive_case())
+    assert await blocks(selector)
+    rx.close()  # breaks the channel: a receive raises instead of waiting
+    with pytest.raises(ClosedResourceError):
+        await selector.select()
+    del tx, closing_case
+
+
+async def test_a_selector_that_is_gone_stops_watching_its_channels() -> None:
+    channel = Channel[int](1)
+    first = Selector(channel.receive_case())
+    second = Selector(channel.receive_case())  # an equal set of hints, a distinct watch
+    assert channel._watchers is not None
+    assert len(channel._watchers) == 2
+    del first
+    gc.collect()
+    assert channel._watchers is not None
+    assert len(channel._watchers) == 1
+    channel.send_nowait(1)
+    assert (await second.select()).value == 1
+    assert second._maybe_ready == {0}
+    del second
+    gc.collect()
+    assert channel._watchers is None
+
+
 # -- the path for any cases -------------------------------------------------------------
 
 
@@ -269,27 +328,35 @@ async def test_item_handed_to_a_cancelled_select_goes_back() -> None:
 
 
 operations = st.lists(
-    st.tuples(st.sampled_from(["send", "select", "cancel", "tick"]), st.integers(0, 5)),
+    st.tuples(
+        st.sampled_from(["send", "select", "cancel", "tick", "steal", "close"]),
+        st.integers(0, 5),
+    ),
     max_size=60,
 )
 
 
 async def interleave(capacity: int, plan: list[tuple[str, int]]) -> None:
     channels = [Channel[tuple[int, int]](capacity) for _ in range(3)]
-    selector = Selector(*(channel.receive_case() for channel in channels))
+    selectors = [
+        Selector(*(channel.receive_case() for channel in channels)),
+        Selector(*(channel.receive_case() for channel in channels)),
+    ]
     sent: list[tuple[int, int]] = []
     received: list[tuple[int, int]] = []
     tasks: list[asyncio.Task[None]] = []
     counter = iter(range(10_000))
 
     async def send(which: int, item: int) -> None:
-        await channels[which].send((which, item))
-        sent.append((which, item))
+        with contextlib.suppress(corral.errors.ClosedResourceError):
+            await channels[which].send((which, item))
+            sent.append((which, item))
 
-    async def select() -> None:
+    async def select(selector: Selector) -> None:
         result = await selector.select()
-        assert result.value[0] == result.index
-        received.append(result.value)
+        if not result.closed:
+            assert result.value[0] == result.index
+            received.append(result.value)
 
     selecting: asyncio.Task[None] | None = None
     for op, arg in plan:
@@ -297,12 +364,21 @@ async def interleave(capacity: int, plan: list[tuple[str, int]]) -> None:
             tasks.append(asyncio.create_task(send(arg % 3, next(counter))))
         elif op == "select" and (selecting is None or selecting.done()):
             # one select at a time, so each channel's items are taken in order
-            selecting = asyncio.create_task(select())
+            selecting = asyncio.create_task(select(selectors[arg % 2]))
             tasks.append(selecting)
         elif op == "cancel" and tasks:
             tasks[arg % len(tasks)].cancel()
+        elif op == "steal" and (selecting is None or selecting.done()):
+            with contextlib.suppress(WouldBlock, corral.errors.EndOfChannel):
+                received.append(channels[arg % 3].receive_nowait())
+        elif op == "close":
+            channels[arg % 3].close()
         for _ in range(arg if op == "tick" else 1):
             await asyncio.sleep(0)
+        if selecting is not None and not selecting.done():
+            await wait_all_tasks_blocked()
+            # a select that still waits has nothing it could take
+            assert all(selector.statistics().ready == 0 for selector in selectors)
     await wait_all_tasks_blocked()
     for task in tasks:
         task.cancel()
@@ -311,7 +387,7 @@ async def interleave(capacity: int, plan: list[tuple[str, int]]) -> None:
         while True:
             try:
                 received.append(channel.receive_nowait())
-            except WouldBlock:
+            except (WouldBlock, corral.errors.EndOfChannel):
                 break
         assert not channel._senders
         assert not channel._receivers

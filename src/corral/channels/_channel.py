@@ -11,6 +11,11 @@ Handing over is direct: a sender that finds a live receiver sets that receiver's
 the item; a receiver that finds a live sender takes the item and sets the sender's future.
 Nothing is allocated unless a task must wait.
 
+A :class:`~corral.Selector` over the channel may watch it: ``_watchers`` then lists
+``(set, index)`` pairs, and every change that may make a receive ready (the buffer
+becoming non-empty, an item put back, a sender starting to wait, closing, breaking) adds
+``index`` to each set. Unwatched channels pay one ``None`` check on those paths.
+
 Cancellation safety. A cancelled ``receive`` whose future already holds an item puts the
 item back at the head of the channel (to the next waiting receiver, else the front of the
 buffer), so nothing is consumed. A ``send`` whose item a receiver already took *has*
@@ -134,6 +139,12 @@ def _signal(entry: Any, signal: _Signal) -> None:
         entry.waiter.set_result((entry.index, signal))
 
 
+def _notify(watchers: list[tuple[set[int], int]]) -> None:
+    """A receive on the channel may have become ready: tell every selector watching it."""
+    for ready, index in watchers:
+        ready.add(index)
+
+
 def _discard(entries: deque[Any], entry: object) -> None:
     with contextlib.suppress(ValueError):  # a passer-by may have dropped it as dead
         entries.remove(entry)
@@ -194,6 +205,7 @@ class Channel(Generic[T]):
         "_receivers",
         "_send_ends",
         "_senders",
+        "_watchers",
     )
 
     def __init__(self, capacity: float = 0) -> None:
@@ -208,6 +220,8 @@ class Channel(Generic[T]):
         self._send_ends = 0
         self._receive_ends = 0
         self._receive_case: ReceiveCase[T] | None = None
+        #: Selectors to tell when a receive may have become ready: (their set, index).
+        self._watchers: list[tuple[set[int], int]] | None = None
 
     # -- the fast paths: complete without waiting, or report that they cannot --------
 
@@ -229,6 +243,8 @@ class Channel(Generic[T]):
                 buffer.append(item)
                 if len(buffer) > self._peak:
                     self._peak = len(buffer)
+                if self._watchers is not None and len(buffer) == 1:
+                    _notify(self._watchers)
                 return True
         return False
 
@@ -298,6 +314,8 @@ class Channel(Generic[T]):
                 entry.waiter.set_result((entry.index, item))
                 return
         self._buffer.appendleft(item)
+        if self._watchers is not None:
+            _notify(self._watchers)
 
     # -- the slow paths ------------------------------------------------------------------
 
@@ -312,6 +330,8 @@ class Channel(Generic[T]):
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         entry = (future, item, end)
         self._senders.append(entry)
+        if self._watchers is not None:
+            _notify(self._watchers)
         if INSTRUMENTS.active:
             INSTRUMENTS.task_parked(current_task(), self)
         try:
@@ -442,6 +462,8 @@ class Channel(Generic[T]):
         self._closed = True
         self._open = False
         _wake_all(self._senders, _CLOSED)
+        if self._watchers is not None:
+            _notify(self._watchers)
         _wake_all(self._receivers, _CLOSED)
         if INSTRUMENTS.active:
             INSTRUMENTS.event(self, "channel.closed", {"buffered": len(self._buffer)})
@@ -451,6 +473,8 @@ class Channel(Generic[T]):
         self._open = False
         self._buffer.clear()
         _wake_all(self._senders, _BROKEN)
+        if self._watchers is not None:
+            _notify(self._watchers)
         _wake_all(self._receivers, _BROKEN)
         if INSTRUMENTS.active:
             INSTRUMENTS.event(self, "channel.broken", {})

@@ -21,6 +21,7 @@ from ._channel import (
     Channel,
     T,
     _discard,
+    _notify,
     _Signal,
 )
 
@@ -133,6 +134,8 @@ class SendCase(SelectCase, Generic[T]):
             return None
         registration = Registration(waiter, index, self.item, self.end)
         channel._senders.append(registration)
+        if channel._watchers is not None:
+            _notify(channel._watchers)
         return registration
 
     def _unregister(self, handle: object) -> None:

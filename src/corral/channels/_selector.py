@@ -4,8 +4,18 @@ A loop that selects over the same cases on every turn pays, with ``select(*cases
 packing the arguments, checking that each one is a case and finding out what kind of
 case it is, on every call. A :class:`Selector` does that once, when it is built. When
 every case receives straight from a channel (the commonest shape: a worker serving
-several inboxes) it keeps the channels themselves, so a select only looks at each
-channel's buffer, state and waiting senders, and takes a buffered item inline.
+several inboxes) it keeps the channels themselves and takes a buffered item inline.
+
+Readiness hints. An unbiased selector over channels keeps the set of indices of the
+channels that *may* be ready, and registers with each channel (``Channel._watchers``) so
+that the channel adds its index whenever a receive on it may have become ready: its
+buffer went from empty to not empty, an item was put back, a sender started waiting, or
+it was closed or broken. Those are the only ways a receive becomes ready, so every ready
+channel is in the set. A select checks only the channels in the set, with the same
+readiness test as ``select``, drops those that are not ready, and chooses uniformly
+among the rest; with one ready channel out of four it looks at one channel, not four.
+A selector that is garbage collected unregisters (``weakref.finalize``). A biased
+selector scans every channel in argument order instead.
 
 The semantics are :func:`~corral.select`'s, case for case: the same readiness test, the
 same uniform (or biased) choice among ready cases, the same commit, and the same wait
@@ -15,6 +25,7 @@ same uniform (or biased) choice among ready cases, the same commit, and the same
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import Any
 
 from ..errors import ArgumentTypeError, ClosedResourceError
@@ -49,12 +60,14 @@ class Selector:
     biased=biased)``: it performs one ready case (chosen uniformly at random among the
     ready ones, or the first when ``biased``), fires the default case if there is one and
     nothing is ready, and otherwise waits until a case can proceed. Building the selector
-    checks the cases, so a select does not; when every case receives straight from a
-    channel, a select reads the channels directly (about a third cheaper than
-    ``select(*cases)`` over four channels).
+    checks the cases, so a select does not. When every case receives straight from a
+    channel, the channels tell the selector when they may have become ready, so a select
+    looks only at those (and it is not biased) or reads every channel directly (biased):
+    over four channels with one ready, under 3x the cost of a plain ``receive``.
 
-    A selector holds no state of a select: any number of tasks may use one at once, and
-    it needs no closing. The cases are fixed; build another selector to change them.
+    A selector holds no state of a select: any number of tasks may use one at once. It
+    needs no closing: once garbage collected, its channels forget it. The cases are
+    fixed; build another selector to change them.
 
     Cancellation: as :func:`~corral.select`. If cancelled while waiting, no case fires,
     every registration is removed, and an item handed to a receive case just before the
@@ -72,7 +85,7 @@ class Selector:
         InvalidArgumentError: more than one default case.
     """
 
-    __slots__ = ("_biased", "_cases", "_channels", "_default")
+    __slots__ = ("__weakref__", "_biased", "_cases", "_channels", "_default", "_maybe_ready")
 
     def __init__(self, *cases: SelectCase, biased: bool = False) -> None:
         _check(cases, "Selector()")
@@ -94,6 +107,18 @@ class Selector:
         self._channels: tuple[tuple[int, Channel[Any]], ...] | None = (
             tuple(enumerate(channels)) if cases and len(channels) == len(cases) else None
         )
+        #: Unbiased fast path: the indices of the channels that may be ready. Every
+        #: channel that is ready is in it (each one adds its index whenever a receive on
+        #: it may have become ready); a select drops those it finds not ready.
+        self._maybe_ready: set[int] | None = None
+        if self._channels is not None and not biased:
+            self._maybe_ready = maybe_ready = set(range(len(cases)))
+            watches = [(channel, (maybe_ready, index)) for index, channel in self._channels]
+            for channel, watch in watches:
+                if channel._watchers is None:
+                    channel._watchers = []
+                channel._watchers.append(watch)
+            weakref.finalize(self, _unwatch, watches)
 
     @property
     def cases(self) -> tuple[SelectCase, ...]:
@@ -125,6 +150,34 @@ class Selector:
         channels = self._channels
         chosen = -1
         count = 0
+        maybe_ready = self._maybe_ready
+        if maybe_ready is not None:
+            assert channels is not None
+            stale = None
+            for index in maybe_ready:
+                channel = channels[index][1]
+                if (
+                    channel._buffer
+                    or not channel._open
+                    or (channel._senders and channel._receive_ready())
+                ):
+                    count += 1
+                    if count == 1 or _random() * count < 1:  # reservoir sampling
+                        chosen = index
+                elif stale is None:
+                    stale = [index]
+                else:
+                    stale.append(index)
+            if stale is not None:
+                maybe_ready.difference_update(stale)
+            if chosen >= 0:
+                channel = channels[chosen][1]
+                buffer = channel._buffer
+                if buffer and not channel._senders:
+                    record = (chosen, self._cases[chosen], buffer.popleft(), False)
+                    return _new_record(Selected, record)  # type: ignore[no-any-return]
+                return self._cases[chosen]._commit(chosen)
+            return await _wait(self._cases)
         if channels is not None:
             for index, channel in channels:
                 if (
@@ -175,3 +228,12 @@ class Selector:
         kind = "channel receives" if stats.channels_only else "cases"
         biased = ", biased" if self._biased else ""
         return f"<Selector {stats.cases} {kind}, {stats.ready} ready{biased}>"
+
+
+def _unwatch(watches: list[tuple[Channel[Any], tuple[set[int], int]]]) -> None:
+    """A selector is gone: its channels stop telling it when they become ready."""
+    for channel, watch in watches:
+        watchers = channel._watchers
+        if watchers is not None:
+            # by identity: another selector's watch may hold an equal set
+            channel._watchers = [kept for kept in watchers if kept is not watch] or None
