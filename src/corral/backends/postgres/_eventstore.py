@@ -459,7 +459,8 @@ class PostgresEventStore(EventStore):
 
     async def _head_position(self) -> int:
         with map_exceptions(self._where):
-            position: int = await self._pool.fetchval(self._sql_head)
+            async with self._connections.lease() as connection:
+                position: int = await connection.fetchval(self._sql_head)
         return position
 
     async def _get_stream(self, stream: str) -> tuple[int, bool, int, bytes]:
