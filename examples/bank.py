@@ -1,25 +1,30 @@
-"""Bank accounts, event-sourced: an aggregate with rules, commands, history, transfers.
+"""Bank accounts, event-sourced: an aggregate, commands, a read model, a process manager.
 
 The model of the worked example in the guide (docs/guide/event-sourcing-example.md):
 an ``Account`` aggregate whose commands record ``Opened``, ``Deposited``,
 ``Withdrawn``, ``TransferSent`` and ``TransferReceived`` events, kept by a
-``Repository`` in the streams ``account-<id>``.
+``Repository`` in the streams ``account-<id>``; a ``Balances`` projection that keeps a
+table of every balance in a SQLite read model; and a ``TransferDesk`` process manager
+that credits each transfer to its receiver exactly once.
 
-Run it with ``python examples/bank.py``: it works in a new SQLite file in a temporary
-directory. ``python examples/bank.py sqlite:///bank.db`` keeps the file, and
-``python examples/bank.py postgresql://user@host/db`` runs the same program on
-PostgreSQL; either store must be empty. It prints::
+Run it with ``python examples/bank.py``: it works in new SQLite files in a temporary
+directory. ``python examples/bank.py sqlite:///bank.db`` keeps the store's file, and
+``python examples/bank.py postgresql://user@host/db`` runs the same program with the
+store on PostgreSQL; either store must be empty (the read model stays a temporary
+SQLite file). It prints::
 
     refused: account bob holds 0, not 30
     two withdrawals of 80 from 100: ['paid', 'refused']
     Ada: 20 at version 3
     Bob: 0 at version 1
-    after sending 15 to Bob: Ada 5, Bob 0
     account-ada v1 Opened(owner='Ada')
     account-ada v2 Deposited(amount=100)
     account-ada v3 Withdrawn(amount=80)
-    account-ada v4 TransferSent(transfer='t-1', to='bob', amount=15)
-    5 events in 2 accounts
+    balances applied 4 events: [('ada', 'Ada', 20), ('bob', 'Bob', 0)]
+    after Ada sent 15 to Bob: [('ada', 'Ada', 5), ('bob', 'Bob', 15)]
+    account-bob v1 Opened(owner='Bob')
+    account-bob v2 TransferReceived(transfer='t-1', source='ada', amount=15)
+    6 events in 2 accounts
 """
 
 from __future__ import annotations
@@ -31,7 +36,21 @@ import tempfile
 from pathlib import Path
 
 import corral
-from corral.eventsourcing import Aggregate, EventCodec, EventStore, Repository, when
+from corral.backends.sqlite import SqliteTransaction
+from corral.eventsourcing import (
+    Aggregate,
+    EventCodec,
+    EventStore,
+    ProcessContext,
+    ProcessManager,
+    ProcessRunner,
+    Projection,
+    Projector,
+    ReadModel,
+    RecordedEvent,
+    Repository,
+    when,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +155,58 @@ def repository(store: EventStore) -> Repository[Account]:
     return Repository(store, codec, Account, category="account")
 
 
+class Balances(Projection[SqliteTransaction]):
+    """A table of every account with its owner and balance."""
+
+    name = "balances"
+    categories = ("account",)
+
+    async def setup(self, tx: SqliteTransaction) -> None:
+        await tx.execute(
+            "CREATE TABLE IF NOT EXISTS balances "
+            "(account TEXT PRIMARY KEY, owner TEXT NOT NULL, balance INTEGER NOT NULL)"
+        )
+
+    async def reset(self, tx: SqliteTransaction) -> None:
+        await tx.execute("DROP TABLE IF EXISTS balances")
+
+    async def apply(self, event: RecordedEvent, tx: SqliteTransaction) -> None:
+        account = event.stream.removeprefix("account-")
+        match codec.decode(event):
+            case Opened(owner=owner):
+                await tx.execute("INSERT INTO balances VALUES (?, ?, 0)", (account, owner))
+            case Deposited(amount=amount) | TransferReceived(amount=amount):
+                await self.add(tx, account, amount)
+            case Withdrawn(amount=amount) | TransferSent(amount=amount):
+                await self.add(tx, account, -amount)
+
+    async def add(self, tx: SqliteTransaction, account: str, amount: int) -> None:
+        await tx.execute(
+            "UPDATE balances SET balance = balance + ? WHERE account = ?", (amount, account)
+        )
+
+
+class TransferDesk(ProcessManager):
+    """Credits each ``TransferSent`` to its receiver, exactly once."""
+
+    name = "transfer-desk"
+    categories = ("account",)
+
+    def __init__(self, accounts: Repository[Account]) -> None:
+        self.accounts = accounts
+
+    async def handle(self, event: RecordedEvent, ctx: ProcessContext) -> None:
+        if event.type != "TransferSent":
+            return  # no effect: only the checkpoint moves
+        sent = codec.decode(event)
+        source = event.stream.removeprefix("account-")
+        await ctx.handle(
+            self.accounts,
+            sent.to,
+            lambda account: account.receive(sent.transfer, source, sent.amount),
+        )
+
+
 async def withdraw(accounts: Repository[Account], id: str, amount: int) -> str:
     """Withdraw ``amount`` from ``id``: ``"paid"`` or ``"refused"``."""
     try:
@@ -145,8 +216,14 @@ async def withdraw(accounts: Repository[Account], id: str, amount: int) -> str:
     return "paid"
 
 
-async def run(store: EventStore) -> None:
-    """The whole story, on an empty ``store``."""
+async def balances(views: ReadModel[SqliteTransaction]) -> list[tuple[object, ...]]:
+    """The rows of the balances table, by account."""
+    async with views.transaction() as tx:
+        return await tx.fetchall("SELECT * FROM balances ORDER BY account")
+
+
+async def run(store: EventStore, views: ReadModel[SqliteTransaction]) -> None:
+    """The whole story, on an empty ``store`` and an empty read model ``views``."""
     accounts = repository(store)
     await accounts.handle("ada", lambda account: account.open("Ada"))
     await accounts.handle("ada", lambda account: account.deposit(100))
@@ -162,27 +239,42 @@ async def run(store: EventStore) -> None:
     for id in ("ada", "bob"):
         account = await accounts.load(id)
         print(f"{account.owner}: {account.balance} at version {account.version}")
-
-    await accounts.handle("ada", lambda account: account.send("t-1", "bob", 15))
-    ada, bob = await accounts.load("ada"), await accounts.load("bob")
-    print(f"after sending 15 to Bob: Ada {ada.balance}, Bob {bob.balance}")
-
     async for recorded in store.read_stream("account-ada"):
+        print(recorded.stream, f"v{recorded.version}", codec.decode(recorded))
+
+    projector = Projector(store, Balances(), views)
+    applied = await projector.catch_up()
+    print("balances applied", applied, "events:", await balances(views))
+
+    # The desk and the projector follow the log while Ada sends money to Bob.
+    desk = ProcessRunner(store, TransferDesk(accounts))
+    async with corral.TaskGroup() as group:
+        group.start_soon(desk.run)
+        group.start_soon(projector.run)
+        await accounts.handle("ada", lambda account: account.send("t-1", "bob", 15))
+        await desk.wait_for_position(await store.head_position(), timeout=30)
+        await projector.wait_for_position(await store.head_position(), timeout=30)
+        print("after Ada sent 15 to Bob:", await balances(views))
+        group.cancel_scope.cancel()
+
+    await ProcessRunner(store, desk.manager).catch_up()  # a desk started again
+    async for recorded in store.read_stream("account-bob"):
         print(recorded.stream, f"v{recorded.version}", codec.decode(recorded))
     streams = [recorded.stream async for recorded in store.read_all()]
     print(len(streams), "events in", len(set(streams)), "accounts")
 
 
 async def main(url: str | None) -> int:
-    """Run the story on the store ``url`` names, or on a new SQLite file."""
+    """Run the story on the store ``url`` names (or a new SQLite file) and a new read model."""
     with tempfile.TemporaryDirectory() as directory:
         if url is None:
             url = f"sqlite:///{Path(directory) / 'bank.db'}"
-        async with corral.connect(url) as store:
+        views_url = f"sqlite:///{Path(directory) / 'bank-views.db'}"
+        async with corral.connect(url) as store, corral.connect_read_model(views_url) as views:
             if (await store.get_stream_metadata("account-ada")).exists:
                 print(f"{url} holds accounts already: give an empty store", file=sys.stderr)
                 return 1
-            await run(store)
+            await run(store, views)
     return 0
 
 

@@ -20,7 +20,8 @@ import asyncpg
 import pytest
 
 import corral
-from corral.eventsourcing import EventStore
+from corral.errors import ProcessManagerError
+from corral.eventsourcing import Checkpoints, EventStore, ProcessRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "examples" / "bank.py"
@@ -71,20 +72,37 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 async def test_the_story_prints_what_the_program_promises_on_every_engine(
-    store: EventStore, capsys: pytest.CaptureFixture[str]
+    store: EventStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await bank.run(store)
+    async with corral.connect_read_model(f"sqlite:///{tmp_path}/views.db") as views:
+        await bank.run(store, views)
     assert capsys.readouterr().out.splitlines() == promised()
     types = [(e.stream, e.type) async for e in store.read_all()]
-    assert sorted(types) == sorted(
-        [
-            ("account-ada", "Opened"),
-            ("account-ada", "Deposited"),
-            ("account-bob", "Opened"),
-            ("account-ada", "Withdrawn"),
-            ("account-ada", "TransferSent"),
-        ]
-    )
+    assert types == [
+        ("account-ada", "Opened"),
+        ("account-ada", "Deposited"),
+        ("account-bob", "Opened"),
+        ("account-ada", "Withdrawn"),
+        ("account-ada", "TransferSent"),
+        ("account-bob", "TransferReceived"),
+    ]
+    assert await Checkpoints(store).load("transfer-desk") >= (await store.head_position()) - 1
+
+
+async def test_a_transfer_to_an_account_not_open_stops_the_desk_and_credits_nothing() -> None:
+    async with corral.connect("memory://") as store:
+        accounts = bank.repository(store)
+        await accounts.handle("ada", lambda account: account.open("Ada"))
+        await accounts.handle("ada", lambda account: account.deposit(10))
+        await accounts.handle("ada", lambda account: account.send("t-9", "nobody", 4))
+        sent = await store.head_position()
+        desk = ProcessRunner(store, bank.TransferDesk(accounts))
+        with pytest.raises(ProcessManagerError) as caught:
+            await desk.catch_up()
+        assert (caught.value.stream, caught.value.position) == ("account-ada", sent)
+        assert isinstance(caught.value.__cause__, bank.Refused)
+        assert not (await store.get_stream_metadata("account-nobody")).exists
+        assert await Checkpoints(store).load("transfer-desk") < sent
 
 
 async def test_the_rules_refuse_and_record_nothing() -> None:
