@@ -26,7 +26,10 @@ async def test_a_subscription_finds_appends_of_another_store_by_polling(
         loop = asyncio.get_running_loop()
         async with reader.subscribe(category="order", poll_interval=2) as orders:
             waiting = asyncio.ensure_future(anext(orders))
-            await asyncio.sleep(0.5)
+            # Its first read runs on a reader thread the virtual clock does not wait for:
+            # append only once it has read everything and waits.
+            while not orders.waiting:
+                await asyncio.sleep(0.001)
             started = loop.time()
             await writer.append("user-1", [event()])
             await writer.append("order-1", [event()])
