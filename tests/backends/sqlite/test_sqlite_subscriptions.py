@@ -26,8 +26,12 @@ async def test_a_subscription_finds_appends_of_another_store_by_polling(
         loop = asyncio.get_running_loop()
         async with reader.subscribe(category="order", poll_interval=2) as orders:
             waiting = asyncio.ensure_future(anext(orders))
-            # Its first read runs on a reader thread the virtual clock does not wait for:
-            # append only once it has read everything and waits.
+            # Its reads run on a reader thread the virtual clock does not wait for, and the
+            # watcher's first check wakes it once (in real time): append only once it has
+            # been woken by that check, has read again and waits.
+            while reader._signal.generation == 0:
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)
             while not orders.waiting:
                 await asyncio.sleep(0.001)
             started = loop.time()
