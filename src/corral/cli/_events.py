@@ -190,7 +190,8 @@ def tail_command(
             min=0.01,
             metavar="SECONDS",
             help="How often to look for events appended by other processes "
-            "(SQLite also wakes within about 10 ms when another process commits).",
+            "(SQLite also wakes within about 10 ms, PostgreSQL at once, when another "
+            "process commits).",
         ),
     ] = 0.5,
     schema: Schema = None,

@@ -463,8 +463,8 @@ class EventStore(abc.ABC):
             poll_interval: how often (seconds or ``timedelta``, loop time) a live
                 subscription looks for events appended by other processes or store
                 objects, in case the engine does not notice them sooner (SQLite
-                does, within its watch interval); appends through this store object
-                wake it at once.
+                does, within its watch interval; PostgreSQL as they commit, by
+                LISTEN/NOTIFY); appends through this store object wake it at once.
 
         Raises:
             ArgumentTypeError, InvalidArgumentError: bad input, raised by this call.

@@ -5,7 +5,8 @@ keeps going: once it has read everything, it waits for new events and reads on f
 last position it read. Catch-up and live are the same loop, so nothing is skipped or
 repeated at the switch. It is woken by appends made through the same store object and,
 for appends by other processes or other store objects, by the engine when it can notice
-them (SQLite checks ``PRAGMA data_version`` while a subscription waits), else by polling.
+them (SQLite checks ``PRAGMA data_version`` while a subscription waits; PostgreSQL
+listens for the append function's notifications), else by polling.
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ class Subscription:
     object commits. Appends made by other processes or store objects wake it when the
     engine notices them: SQLite checks the file's ``PRAGMA data_version`` every 10 ms
     (``SqliteEventStore.open(path, watch_interval=...)``) while a subscription waits,
-    so such an append arrives within about that interval. Besides, it polls every
+    so such an append arrives within about that interval; PostgreSQL wakes it as the
+    append commits (LISTEN/NOTIFY, on one listening connection per store, opened by
+    the first subscription that waits). Besides, it polls every
     ``poll_interval`` seconds (loop time), which is how it finds them on engines that
     cannot notice them.
 

@@ -17,6 +17,8 @@ import pytest
 
 import corral
 from corral.backends.postgres import PostgresEventStore
+from corral.backends.postgres._connections import Connections
+from corral.backends.postgres._schema import SCHEMA_VERSION
 from corral.errors import (
     ArgumentTypeError,
     BackendUnavailable,
@@ -402,16 +404,21 @@ async def test_an_append_a_conflict_and_a_retry_are_one_statement_each() -> None
         await drop_schemas([schema])
 
 
-async def test_a_schema_of_version_1_is_upgraded_in_place(open_store: OpenStore) -> None:
+@pytest.mark.parametrize(("version", "function"), [(1, "append_events"), (2, "append_to_streams")])
+async def test_an_older_schema_is_upgraded_in_place(
+    open_store: OpenStore, version: int, function: str
+) -> None:
     store = await open_store()
     kept = await store.append("s", [event()])
     admin = await asyncpg.connect(URL)
     try:
-        # Version 1 called its append function append_events (other columns, same role).
-        await admin.execute(
-            f"ALTER FUNCTION {store.schema}.append_to_streams RENAME TO append_events"
-        )
-        await admin.execute(f"UPDATE {store.schema}.schema_version SET version = 1")
+        # Make it look older: version 1 called its append function append_events (other
+        # columns, same role); version 2 had this one's, without notifications.
+        if function != "append_to_streams":
+            await admin.execute(
+                f"ALTER FUNCTION {store.schema}.append_to_streams RENAME TO {function}"
+            )
+        await admin.execute(f"UPDATE {store.schema}.schema_version SET version = $1", version)
         again = await PostgresEventStore.open(URL, schema=store.schema)
         try:
             functions = await admin.fetch(
@@ -419,11 +426,133 @@ async def test_a_schema_of_version_1_is_upgraded_in_place(open_store: OpenStore)
                 store.schema,
             )
             assert sorted(row[0] for row in functions) == ["append_to_streams", "lock_streams"]
-            version = await admin.fetchval(f"SELECT version FROM {store.schema}.schema_version")
-            assert version == 2
+            stored = await admin.fetchval(f"SELECT version FROM {store.schema}.schema_version")
+            assert stored == SCHEMA_VERSION
             assert (await again.append("s", [event()], expected_version=1)).version == 2
             assert (await again.read_stream("s").collect())[0].position == kept.positions[0]
         finally:
             await again.close()
     finally:
         await admin.close()
+
+
+# -- notifications: a listening connection per store, notified only while it listens -----
+
+
+def _listener_of(store: PostgresEventStore) -> Any:
+    return store._listener
+
+
+async def _until_listening(store: PostgresEventStore) -> None:
+    with corral.fail_after(30):
+        while not _listener_of(store).statistics().listening:
+            await asyncio.sleep(0.01)
+
+
+async def _first_payload_after(admin: asyncpg.Connection, store: PostgresEventStore) -> str:
+    """Append through ``store``, then notify a marker: the first payload ``admin`` gets.
+
+    Notifications reach a listener in commit order, so an empty payload first means the
+    append notified, and the marker first means it did not.
+    """
+    channel = f"corral_{store.schema}"
+    payloads: asyncio.Queue[str] = asyncio.Queue()
+    await admin.add_listener(channel, lambda *args: payloads.put_nowait(args[3]))
+    try:
+        await store.append("s", [event()])
+        await admin.execute("SELECT pg_notify($1, 'marker')", channel)
+        with corral.fail_after(30):
+            first = await payloads.get()
+    finally:
+        await admin.reset()
+    return first
+
+
+async def test_appends_notify_only_while_a_store_listens(open_store: OpenStore) -> None:
+    writer = await open_store()
+    reader = await PostgresEventStore.open(URL, schema=writer.schema)
+    admin = await asyncpg.connect(URL)
+    try:
+        assert await _first_payload_after(admin, writer) == "marker"  # nobody listens
+        (stored,) = await writer.read_all().collect()
+        later = stored.position + 1
+        async with reader.subscribe(from_position=later, poll_interval=3600) as subscription:
+            waiting = asyncio.ensure_future(anext(subscription))
+            await _until_listening(reader)
+            assert await _first_payload_after(admin, writer) == ""
+            with corral.fail_after(30):
+                assert (await waiting).stream == "s"
+        statistics = _listener_of(reader).statistics()
+        assert statistics.connects == 1
+        assert statistics.notifications >= 1
+        assert "listening" in repr(_listener_of(reader))
+        await reader.close()
+        assert not _listener_of(reader).statistics().listening
+        assert await _first_payload_after(admin, writer) == "marker"  # nobody listens again
+    finally:
+        await admin.close()
+        await reader.close()
+
+
+async def test_a_lost_listening_connection_is_opened_again_and_misses_nothing(
+    open_store: OpenStore,
+) -> None:
+    writer = await open_store()
+    reader = await PostgresEventStore.open(URL, schema=writer.schema)
+    admin = await asyncpg.connect(URL)
+    try:
+        async with reader.subscribe(poll_interval=3600) as subscription:
+            first = asyncio.ensure_future(anext(subscription))
+            await _until_listening(reader)
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = $1",
+                f"corral {writer.schema} listener",
+            )
+            assert killed == 1
+            # Appended while the listener may be down: found by the read after reconnecting.
+            await writer.append("s", [event()])
+            with corral.fail_after(30):
+                assert (await first).version == 1
+                await writer.append("s", [event()])
+                assert (await anext(subscription)).version == 2
+        with corral.fail_after(30):
+            while _listener_of(reader).statistics().connects < 2:
+                await asyncio.sleep(0.01)
+        assert _listener_of(reader).statistics().failures >= 1
+    finally:
+        await admin.close()
+        await reader.close()
+
+
+async def test_closing_the_store_closes_its_listening_connection(open_store: OpenStore) -> None:
+    store = await open_store()
+    async with store.subscribe(poll_interval=3600) as subscription:
+        waiting = asyncio.ensure_future(anext(subscription))
+        await _until_listening(store)
+        waiting.cancel()
+    await store.close()
+    admin = await asyncpg.connect(URL)
+    try:
+        with corral.fail_after(30):
+            while await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                f"corral {store.schema} listener",
+            ):
+                await asyncio.sleep(0.01)
+    finally:
+        await admin.close()
+
+
+async def test_a_connection_in_use_while_the_store_closes_goes_back_to_the_pool() -> None:
+    pool = await asyncpg.create_pool(URL, min_size=1, max_size=2)
+    connections = Connections(pool)
+    async with connections.lease():
+        pass  # kept idle
+    in_use = await connections.take()
+    closing = asyncio.ensure_future(connections.close())
+    await asyncio.sleep(0.05)
+    assert not closing.done()  # the pool waits for the connection in use
+    await connections.give_back(in_use, clean=True)
+    with corral.fail_after(30):
+        await closing

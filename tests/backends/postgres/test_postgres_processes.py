@@ -21,6 +21,7 @@ URL = os.environ.get("CORRAL_POSTGRES_URL") or "postgresql://127.0.0.1:5432/test
 
 
 class TestPostgresProcesses(EventStoreProcessContract):
+    WAKES_ACROSS_PROCESSES = True  # LISTEN/NOTIFY
     OPEN_STORE = f"""
     from corral.backends.postgres import PostgresEventStore
 

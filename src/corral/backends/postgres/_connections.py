@@ -33,12 +33,13 @@ class Connections:
     Thread-safety: use from the pool's event loop only.
     """
 
-    __slots__ = ("_idle", "_pool", "_waiting")
+    __slots__ = ("_closing", "_idle", "_pool", "_waiting")
 
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
         self._pool = pool
         self._idle: list[PoolConnectionProxy[asyncpg.Record]] = []
         self._waiting = 0
+        self._closing = False
 
     @property
     def pool(self) -> asyncpg.Pool[asyncpg.Record]:
@@ -63,14 +64,19 @@ class Connections:
             self._waiting -= 1
 
     async def give_back(self, connection: PoolConnectionProxy[asyncpg.Record], clean: bool) -> None:
-        """Keep ``connection`` idle if ``clean`` and nobody waits in the pool, else release it."""
-        if clean and not self._waiting and not connection.is_closed():
+        """Keep ``connection`` idle if ``clean`` and nobody waits in the pool, else release it.
+
+        Once :meth:`close` has begun, every connection goes back to the pool.
+        """
+        if clean and not self._waiting and not self._closing and not connection.is_closed():
             self._idle.append(connection)
         else:
             await self._pool.release(connection)
 
     async def close(self) -> None:
-        """Give the idle connections back and close the pool (waits for those in use)."""
+        """Give the idle connections back and close the pool (waits for those in use,
+        which go back to the pool when their statements end)."""
+        self._closing = True
         idle, self._idle = self._idle, []
         try:
             for connection in idle:
@@ -80,6 +86,7 @@ class Connections:
 
     def terminate(self) -> None:
         """Close every connection at once."""
+        self._closing = True
         self._idle = []
         self._pool.terminate()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any, Final
@@ -28,13 +29,16 @@ from ...eventsourcing._types import (
 )
 from ...optimize._limiter import size_arg
 from ._connections import Connections
+from ._listener import Listener
 from ._schema import (
     APPEND_FUNCTION,
     CONFLICT,
     EXPECT_ANY,
     EXPECT_NO_STREAM,
     EXPECT_STREAM_EXISTS,
+    LISTENING,
     POSITION_BITS,
+    channel,
     create_schema,
     horizon,
     map_exceptions,
@@ -114,6 +118,17 @@ class PostgresEventStore(EventStore):
     drawn, a stream's versions follow the global order. Positions are large numbers
     with gaps; one append holds at most ``2**20`` events.
 
+    Waking subscriptions: while one of its subscriptions waits, the store listens on a
+    connection of its own (opened by the first such wait, closed with the store), and
+    every append that writes events notifies the store's channel, delivered when it
+    commits, so subscriptions in every process wake as soon as an append commits. An
+    append notifies only while some store listens: a notifying transaction holds a
+    database-wide lock from its commit until the commit is flushed, so notifying
+    appends commit one at a time instead of sharing flushes. If the listening
+    connection is lost, the store connects again (after 0.05 s, doubling after each
+    failure up to 5 s) and wakes its subscriptions once it listens, so they read what
+    was committed meanwhile; until then they poll.
+
     Cancellation: an append is a single statement, so it has committed entirely or not
     at all when ``CancelledError`` arrives; asyncpg cancels the statement on the server
     if it is still running. Retrying with the same event ids is safe either way.
@@ -128,12 +143,26 @@ class PostgresEventStore(EventStore):
     engine = "postgres"
 
     def __init__(
-        self, pool: asyncpg.Pool[asyncpg.Record], schema: str, writers: int, where: str
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        schema: str,
+        writers: int,
+        where: str,
+        *,
+        dsn: str,
     ) -> None:
         super().__init__()
         self._connections = Connections(pool)
         self._schema = schema
         self._where = where
+        connect = functools.partial(
+            asyncpg.connect,
+            dsn,
+            server_settings={"application_name": f"corral {schema} listener"},
+        )
+        self._listener = Listener(
+            connect, channel(schema), (writers, LISTENING), self._signal.notify
+        )
         s = schema
         self._sql_append = f"SELECT * FROM {s}.{APPEND_FUNCTION}($1, $2, $3, $4, $5, $6, $7, $8)"
         visible_from = f"coalesce((SELECT truncate_before FROM {s}.streams WHERE stream = $1), 0)"
@@ -249,7 +278,7 @@ class PostgresEventStore(EventStore):
         if problem:
             await pool.close()
             raise BackendUnavailable(f"PostgreSQL {where}: {problem}")
-        return cls(pool, schema, writers, where)
+        return cls(pool, schema, writers, where, dsn=dsn)
 
     @property
     def schema(self) -> str:
@@ -469,7 +498,13 @@ class PostgresEventStore(EventStore):
                 row = await connection.fetchrow(self._sql_stream, stream)
         return row[0], row[1], row[2], row[3]
 
+    def _watch(self) -> None:
+        # The first subscription that waits opens the listening connection.
+        if not self._listener.started and not self._closed:
+            self._listener.start()
+
     async def _close(self) -> None:
+        await self._listener.close()
         try:
             with map_exceptions(self._where):
                 await self._connections.close()

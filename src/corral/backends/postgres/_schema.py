@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 __all__ = (
     "APPEND_FUNCTION",
     "CONFLICT",
+    "LISTENING",
     "POSITION_BITS",
     "SCHEMA_VERSION",
+    "channel",
     "create_schema",
     "horizon",
     "map_exceptions",
@@ -35,13 +37,13 @@ __all__ = (
 )
 
 #: The schema this version of corral writes, kept in its ``schema_version`` table.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: The append function's name (in the store's schema).
 APPEND_FUNCTION: Final = "append_to_streams"
 
 # The functions older schema versions had, dropped by the upgrade.
-_OLD_FUNCTIONS: Final = {1: "append_events"}
+_OLD_FUNCTIONS: Final = {1: "append_events", 2: APPEND_FUNCTION}
 
 #: Positions are ``xid << POSITION_BITS | n``: one transaction writes at most
 #: ``2**POSITION_BITS`` events.
@@ -91,9 +93,11 @@ CREATE TABLE {s}.events (
 # (``stored`` false, the stream's new version, its first position); the streams table
 # holds only what events cannot tell (soft deletion, truncation, metadata), so a plain
 # append writes nothing but its events. A conflict raises CONFLICT with
-# "<index of the stream> <actual version>" as its detail, rolling everything back.
+# "<index of the stream> <actual version>" as its detail, rolling everything back. An
+# append that wrote events ends by waking the store's listeners, if any (see _WAKE).
 # To extend it (an extra write committed with the events), add parameters and bump
-# SCHEMA_VERSION: _upgrade drops the function by name and creates the new one.
+# SCHEMA_VERSION (and name the old function in _OLD_FUNCTIONS): create_schema
+# drops it and creates the new one when it opens an older schema.
 _APPEND_FUNCTION: Final = """
 CREATE FUNCTION {s}.{append}(
     p_streams text[], p_expected bigint[], p_counts integer[], p_ids uuid[], p_types text[],
@@ -150,6 +154,7 @@ BEGIN
                 version := v_version;
                 "position" := base;
                 RETURN NEXT;
+                {wake}
                 RETURN;
             END IF;
         END IF;
@@ -198,6 +203,9 @@ BEGIN
         RETURN NEXT;
         written := written + v_count;
     END LOOP;
+    IF written > 0 THEN
+        {wake}
+    END IF;
 END
 $$;
 """
@@ -317,7 +325,7 @@ async def create_schema(
             return ""
         version = await connection.fetchval(f"SELECT max(version) FROM {schema}.schema_version")
         if version in _OLD_FUNCTIONS:
-            await connection.execute(f"DROP FUNCTION {schema}.{_OLD_FUNCTIONS[version]}")
+            await connection.execute(f"DROP FUNCTION IF EXISTS {schema}.{_OLD_FUNCTIONS[version]}")
             await connection.execute(_append_function(schema, writers))
             await connection.execute(
                 f"UPDATE {schema}.schema_version SET version = $1", SCHEMA_VERSION
@@ -326,6 +334,29 @@ async def create_schema(
     if version != SCHEMA_VERSION:
         return f"schema {schema!r} has version {version}; this corral knows {SCHEMA_VERSION}"
     return ""
+
+
+# Wakes the store's listeners, if any, when the append commits. A NOTIFY takes a
+# database-wide lock from its transaction's commit until the commit has been flushed,
+# which makes concurrent appends commit one at a time; so an append notifies only when
+# a listener holds the store's listener lock (shared, for as long as its connection
+# lives). A failed try means a listener, or another append trying at that very moment
+# (then it notifies for nothing). The try and the unlock are session-level, with
+# nothing in between that could fail.
+_WAKE: Final = """IF pg_try_advisory_lock({writers}, {listening}) THEN
+            PERFORM pg_advisory_unlock({writers}, {listening});
+        ELSE
+            PERFORM pg_notify('{channel}', '');
+        END IF;"""
+
+#: The second key of the advisory lock a store's listeners hold (the first is the
+#: store's writer-lock key).
+LISTENING: Final = 1
+
+
+def channel(schema: str) -> str:
+    """The notification channel of the store in ``schema`` (at most 63 characters)."""
+    return f"corral_{schema}"[:63]
 
 
 # The stored events among ``p_ids``: one index lookup per id (a plain ``id = ANY(p_ids)``
@@ -338,6 +369,7 @@ def _append_function(schema: str, writers: int) -> str:
     return _APPEND_FUNCTION.format(
         s=schema,
         stored_ids=_STORED_IDS.format(s=schema),
+        wake=_WAKE.format(writers=writers, listening=LISTENING, channel=channel(schema)),
         append=APPEND_FUNCTION,
         writers=writers,
         bits=POSITION_BITS,
