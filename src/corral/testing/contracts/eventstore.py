@@ -752,13 +752,18 @@ class EventStoreContract:
     async def test_a_cancelled_wait_loses_no_event_and_leaves_no_waiter(
         self, store: EventStore, subscription_clock: VirtualClock | None
     ) -> None:
-        tasks_before = len(asyncio.all_tasks())
         subscription = store.subscribe(stream="s")
-        waiting = asyncio.ensure_future(anext(subscription))
-        await _until_waiting(subscription)
-        waiting.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
+        tasks_before = 0
+        for attempt in range(2):
+            # The store's own watcher (PostgreSQL's listening connection, a task of the
+            # store until it closes) may start with the first wait: count after it.
+            if attempt:
+                tasks_before = len(asyncio.all_tasks())
+            waiting = asyncio.ensure_future(anext(subscription))
+            await _until_waiting(subscription)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
         assert not store._signal._waiters
         assert len(asyncio.all_tasks()) == tasks_before
         await store.append("s", [event()])
