@@ -47,10 +47,11 @@ Json = Annotated[
 
 @events_app.callback()
 def _events() -> None:
-    """Look into an event store: its streams, their events, the live log, its figures.
+    """Look into an event store and rebuild its projections.
 
     URL is what `corral.connect` takes: `sqlite:///app.db` or `postgresql://user@host/db`.
-    The commands only read; a store that does not exist is an error, never created.
+    The commands only read the store (rebuild writes to a read model); a store that
+    does not exist is an error, never created.
     Errors print one line on stderr and exit with status 2 (bad input) or 1 (the
     store cannot be used).
     """
@@ -228,11 +229,105 @@ def tail_command(
         return
 
 
+ReadModelUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--read-model",
+        metavar="URL2",
+        help="The read model holding the projections' checkpoints "
+        "(sqlite:///views.db, postgresql://...).",
+        show_default=False,
+    ),
+]
+
+
 @events_app.command("stats")
-def stats_command(url: Url, schema: Schema = None) -> None:
-    """Show the store's figures: engine, events, streams, head position, file size."""
+def stats_command(
+    url: Url,
+    read_model: ReadModelUrl = None,
+    projections: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--projection",
+            metavar="NAME",
+            help="A projection whose checkpoint to show (repeat for more); needs --read-model.",
+            show_default=False,
+        ),
+    ] = None,
+    schema: Schema = None,
+) -> None:
+    """Show the store's figures: engine, events, streams, head position, file size.
+
+    With `--read-model URL2 --projection NAME ...`, also how far each projection is
+    behind: its checkpoint in the read model and how many events follow it in the log.
+    """
     from ._app import _console
     from ._events_open import run_command
     from ._events_run import stats
 
-    run_command(stats(_console(), url, schema=schema))
+    run_command(
+        stats(
+            _console(),
+            url,
+            schema=schema,
+            read_model_url=read_model,
+            projections=projections or (),
+        )
+    )
+
+
+@events_app.command("rebuild")
+def rebuild_command(
+    url: Url,
+    projection: Annotated[
+        str,
+        typer.Option(
+            "--projection",
+            metavar="MODULE:ATTRIBUTE",
+            help="The Projection to rebuild, or a zero-argument factory of one, as "
+            "module:attribute (shop.views:OrderTotals); the current directory is searched "
+            "first.",
+            show_default=False,
+        ),
+    ],
+    read_model: Annotated[
+        str,
+        typer.Option(
+            "--read-model",
+            metavar="URL2",
+            help="The read model the projection writes to (sqlite:///views.db, "
+            "postgresql://...); a SQLite file is created if missing.",
+            show_default=False,
+        ),
+    ],
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", min=1, metavar="N", help="Events applied per transaction."),
+    ] = 256,
+    schema: Schema = None,
+) -> None:
+    """Rebuild a projection's read model from the whole log, with a progress bar.
+
+    Empties the projection's state (its `reset`) and sets its checkpoint back to 0 in
+    one transaction, then applies every event again, batch by batch, each batch in one
+    transaction with the checkpoint. Interrupted, it leaves the batches applied so far:
+    the projection's next run resumes from there. Shows events applied of the total,
+    the rate and the time left on stderr, and a summary on stdout.
+    """
+    from rich.console import Console
+
+    from ._app import _console
+    from ._events_open import run_command
+    from ._events_rebuild import rebuild
+
+    run_command(
+        rebuild(
+            _console(),
+            Console(stderr=True, highlight=False),
+            url,
+            schema=schema,
+            projection_spec=projection,
+            read_model_url=read_model,
+            batch_size=batch_size,
+        )
+    )

@@ -11,9 +11,9 @@ import typer
 from ..errors import ArgumentTypeError, CorralError, InvalidArgumentError, UsageError
 
 if TYPE_CHECKING:
-    from ..eventsourcing import EventStore
+    from ..eventsourcing import EventStore, ReadModel
 
-__all__ = ("fail", "open_store", "run_command")
+__all__ = ("fail", "open_read_model", "open_store", "run_command")
 
 T = TypeVar("T")
 
@@ -81,3 +81,31 @@ async def open_store(url: str, *, schema: str | None = None) -> EventStore:
             f"PostgreSQL needs asyncpg: pip install 'corral[postgres]' ({exc})"
         ) from exc
     return await PostgresEventStore.open(url, schema=schema or "corral", create=False)
+
+
+async def open_read_model(url: str) -> ReadModel[Any]:
+    """Open the existing read model ``url`` names (what ``corral.connect_read_model`` takes).
+
+    A SQLite file must exist (it is not created); ``memory://`` is refused.
+
+    Raises:
+        InvalidArgumentError: a bad or unsupported URL, or ``memory://``.
+        BackendUnavailable: the read model does not exist or cannot be opened.
+    """
+    import os
+
+    from ..backends._connect import connect_read_model
+    from ..errors import BackendUnavailable
+
+    connecting = connect_read_model(url)  # checks the URL without opening anything
+    scheme, _, rest = url.partition("://")
+    if scheme == "memory":
+        raise InvalidArgumentError(
+            "a memory:// read model would be new and empty; give sqlite:///PATH or "
+            "postgresql://..."
+        )
+    if scheme == "sqlite":
+        path = rest.partition("/")[2]
+        if not os.path.isfile(path):
+            raise BackendUnavailable(f"SQLite read model {path!r} does not exist")
+    return await connecting

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -11,13 +12,14 @@ from rich.table import Table
 
 from ..errors import InvalidArgumentError
 from ..eventsourcing._subscription import subscription_filter
-from ._events_open import open_store
+from ._events_open import open_read_model, open_store
+from ._events_rebuild import projection_lags
 from ._events_render import event_json, event_line, events_table, streams_table, timestamp
 
 if TYPE_CHECKING:
     from ..eventsourcing import EventStore
 
-__all__ = ("StoreFigures", "head_position", "show", "stats", "store_figures", "streams", "tail")
+__all__ = ("StoreFigures", "show", "stats", "store_figures", "streams", "tail")
 
 
 async def streams(
@@ -75,11 +77,6 @@ async def show(
     return True
 
 
-async def head_position(store: EventStore) -> int:
-    """The last position in the store's global log (0 when it is empty)."""
-    return (await store_figures(store)).head_position
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoreFigures:
     """What ``corral events stats`` counts in a store.
@@ -135,12 +132,29 @@ def _bytes(size: int) -> str:
     return f"{scaled:.1f} GiB"
 
 
-async def stats(console: Console, url: str, *, schema: str | None) -> None:
-    """Print the store's figures: events, streams, head position, engine, file size."""
+async def stats(
+    console: Console,
+    url: str,
+    *,
+    schema: str | None,
+    read_model_url: str | None = None,
+    projections: Sequence[str] = (),
+) -> None:
+    """Print the store's figures: events, streams, head position, engine, file size.
+
+    With ``read_model_url`` and ``projections``, also each projection's checkpoint in
+    that read model and how many events of the log come after it.
+    """
     from ..backends.sqlite import SqliteEventStore
 
+    if bool(read_model_url) != bool(projections):
+        raise InvalidArgumentError("give --read-model and --projection together")
+    lags = None
     async with await open_store(url, schema=schema) as store:
         figures = await store_figures(store)
+        if read_model_url is not None:
+            async with await open_read_model(read_model_url) as read_model:
+                lags = await projection_lags(store, read_model, projections, figures.head_position)
     table = Table(show_header=False, title=f"event store {url}", title_justify="left")
     table.add_column("what")
     table.add_column("value")
@@ -158,6 +172,8 @@ async def stats(console: Console, url: str, *, schema: str | None) -> None:
         table.add_row("file size", _bytes(_size(store.path)))
         table.add_row("WAL size", _bytes(_size(store.path + "-wal")))
     console.print(table)
+    if lags is not None:
+        console.print(lags)
 
 
 async def tail(
@@ -184,7 +200,7 @@ async def tail(
     async with await open_store(url, schema=schema) as store:
         start = from_position or 0
         if from_end:
-            start = await head_position(store) + 1
+            start = await store.head_position() + 1
         subscription = store.subscribe(
             stream=stream, category=category, from_position=start, poll_interval=poll_interval
         )
