@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from ..errors import ArgumentTypeError, CorralError, InvalidArgumentError, UsageError
+from ..errors import (
+    ArgumentTypeError,
+    BackendUnavailable,
+    CorralError,
+    InvalidArgumentError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from ..eventsourcing import EventStore, ReadModel
@@ -75,8 +82,6 @@ async def open_store(url: str, *, schema: str | None = None) -> EventStore:
     try:
         from ..backends.postgres import PostgresEventStore
     except ImportError as exc:  # pragma: no cover - asyncpg is installed for the tests
-        from ..errors import BackendUnavailable
-
         raise BackendUnavailable(
             f"PostgreSQL needs asyncpg: pip install 'corral[postgres]' ({exc})"
         ) from exc
@@ -92,20 +97,21 @@ async def open_read_model(url: str) -> ReadModel[Any]:
         InvalidArgumentError: a bad or unsupported URL, or ``memory://``.
         BackendUnavailable: the read model does not exist or cannot be opened.
     """
-    import os
-
     from ..backends._connect import connect_read_model
-    from ..errors import BackendUnavailable
 
     connecting = connect_read_model(url)  # checks the URL without opening anything
     scheme, _, rest = url.partition("://")
     if scheme == "memory":
         raise InvalidArgumentError(
-            "a memory:// read model would be new and empty; give sqlite:///PATH or "
-            "postgresql://..."
+            "a memory:// read model would be new and empty; give sqlite:///PATH or postgresql://..."
         )
     if scheme == "sqlite":
-        path = rest.partition("/")[2]
-        if not os.path.isfile(path):
-            raise BackendUnavailable(f"SQLite read model {path!r} does not exist")
+        _check_file(rest.partition("/")[2], "SQLite read model")
     return await connecting
+
+
+def _check_file(path: str, what: str) -> None:
+    """Raise ``BackendUnavailable`` unless ``path`` is a file."""
+    if not os.path.isfile(path):
+        what_is = "is not a file" if os.path.exists(path) else "does not exist"
+        raise BackendUnavailable(f"{what} {path!r} {what_is}")
