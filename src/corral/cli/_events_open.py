@@ -41,7 +41,8 @@ def run_command(work: Coroutine[Any, Any, T]) -> T:
     """Run ``work`` in a new event loop; a corral error becomes one line on stderr.
 
     Bad input (``InvalidArgumentError``, ``ArgumentTypeError``, ``UsageError``) exits
-    with status 2, any other corral error (``BackendUnavailable``, ...) with status 1.
+    with status 2, any other corral error (``BackendUnavailable``, ...) with status 1,
+    its cause appended when the message does not tell it.
     ``KeyboardInterrupt`` propagates, for the command to decide.
     """
     try:
@@ -49,7 +50,10 @@ def run_command(work: Coroutine[Any, Any, T]) -> T:
     except (InvalidArgumentError, ArgumentTypeError, UsageError) as exc:
         fail(str(exc), USAGE)
     except CorralError as exc:
-        fail(str(exc), UNAVAILABLE)
+        message, cause = str(exc), exc.__cause__
+        if cause is not None and str(cause) not in message:
+            message += f" ({type(cause).__name__}: {cause})"
+        fail(message, UNAVAILABLE)
 
 
 async def open_store(url: str, *, schema: str | None = None) -> EventStore:
