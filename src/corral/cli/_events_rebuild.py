@@ -157,6 +157,7 @@ async def rebuild(
         f"{elapsed:.2f} s{rate}; checkpoint at position {position}",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     return applied
 
