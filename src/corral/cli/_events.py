@@ -209,24 +209,22 @@ def tail_command(
     from ._events_open import run_command
     from ._events_run import tail
 
-    try:
-        run_command(
-            tail(
-                _console(),
-                Console(stderr=True, highlight=False),
-                url,
-                schema=schema,
-                stream=stream,
-                category=category,
-                from_position=from_position,
-                from_end=from_end,
-                count=count,
-                as_json=as_json,
-                poll_interval=poll_interval,
-            )
-        )
-    except KeyboardInterrupt:
-        return
+    run_command(
+        tail(
+            _console(),
+            Console(stderr=True, highlight=False),
+            url,
+            schema=schema,
+            stream=stream,
+            category=category,
+            from_position=from_position,
+            from_end=from_end,
+            count=count,
+            as_json=as_json,
+            poll_interval=poll_interval,
+        ),
+        interrupted=0,
+    )
 
 
 ReadModelUrl = Annotated[

@@ -30,6 +30,9 @@ USAGE = 2
 #: Exit status for a store that cannot be used: a missing file, a dead database.
 UNAVAILABLE = 1
 
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
 
 def fail(message: str, code: int = UNAVAILABLE) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
@@ -37,16 +40,21 @@ def fail(message: str, code: int = UNAVAILABLE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def run_command(work: Coroutine[Any, Any, T]) -> T:
+def run_command(work: Coroutine[Any, Any, T], *, interrupted: int = INTERRUPTED) -> T:
     """Run ``work`` in a new event loop; a corral error becomes one line on stderr.
 
     Bad input (``InvalidArgumentError``, ``ArgumentTypeError``, ``UsageError``) exits
     with status 2, any other corral error (``BackendUnavailable``, ...) with status 1,
-    its cause appended when the message does not tell it.
-    ``KeyboardInterrupt`` propagates, for the command to decide.
+    its cause appended when the message does not tell it. Ctrl-C cancels ``work``
+    (its cleanup runs) and exits with status ``interrupted``, saying so on stderr
+    unless that status is 0.
     """
     try:
         return asyncio.run(work)
+    except KeyboardInterrupt:
+        if interrupted:
+            typer.echo("interrupted", err=True)
+        raise typer.Exit(interrupted) from None
     except (InvalidArgumentError, ArgumentTypeError, UsageError) as exc:
         fail(str(exc), USAGE)
     except CorralError as exc:
