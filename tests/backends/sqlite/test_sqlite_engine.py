@@ -281,3 +281,16 @@ async def test_waiting_for_the_database_holds_the_virtual_clock(tmp_path: Path) 
             for version in range(10):
                 await store.append("s", [event()], expected_version=version)
             assert len(await store.read_stream("s").collect()) == 10
+
+
+async def test_events_read_back_are_whole_and_untracked_by_the_collector(
+    store: SqliteEventStore,
+) -> None:
+    appended = [event() for _ in range(3)]
+    await store.append("s", appended)
+    read = await store.read_all().collect()
+    assert [(e.id, e.type, e.data, e.metadata, e.content_type) for e in read] == [
+        (e.id, e.type, e.data, e.metadata, e.content_type) for e in appended
+    ]
+    assert all(isinstance(e.id, uuid.UUID) for e in read)
+    assert not any(gc.is_tracked(e) for e in read)  # no cycles possible: never collected
