@@ -18,20 +18,17 @@ from corral.testing.contracts.eventstore import event
 async def test_a_subscription_finds_appends_of_another_store_by_polling(
     tmp_path: Path, virtual_clock: VirtualClock
 ) -> None:
-    # The other store object stands for another process; with the watcher slowed down,
-    # only the subscription's own polling can find its appends.
+    # The other store object stands for another process; with the watcher stopped, only
+    # the subscription's own polling can find its appends.
     url = f"sqlite:///{tmp_path}/events.db"
-    slow_watcher = await SqliteEventStore.open(tmp_path / "events.db", watch_interval=3600)
-    async with slow_watcher as reader, corral.connect(url) as writer:
+    unwatched = await SqliteEventStore.open(tmp_path / "events.db")
+    unwatched._watcher.stop()
+    async with unwatched as reader, corral.connect(url) as writer:
         loop = asyncio.get_running_loop()
         async with reader.subscribe(category="order", poll_interval=2) as orders:
             waiting = asyncio.ensure_future(anext(orders))
-            # Its reads run on a reader thread the virtual clock does not wait for, and the
-            # watcher's first check wakes it once (in real time): append only once it has
-            # been woken by that check, has read again and waits.
-            while reader._signal.generation == 0:
-                await asyncio.sleep(0.001)
-            await asyncio.sleep(0.001)
+            # Its reads run on a reader thread the virtual clock does not wait for: append
+            # only once it has read and waits.
             while not orders.waiting:
                 await asyncio.sleep(0.001)
             started = loop.time()
@@ -41,6 +38,7 @@ async def test_a_subscription_finds_appends_of_another_store_by_polling(
                 found = await waiting
             assert (found.stream, found.version) == ("order-1", 1)
             assert 0 < loop.time() - started <= 2
+        assert unwatched._watcher.checks == 0
 
 
 async def test_a_checkpoint_survives_reopening_the_store(
