@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,26 @@ class TestSqliteReadModelProcesses(ReadModelProcessContract):
     def locator(self, request: pytest.FixtureRequest, tmp_path: Path) -> str:
         # The children's event store is tmp_path / "events.db".
         return str(tmp_path / ("events.db" if request.param == "same file" else "views.db"))
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_the_connection_usable(
+    tmp_path: Path,
+) -> None:
+    async with await SqliteReadModel.open(tmp_path / "v.db") as read_model:
+
+        async def begin_and_write() -> None:
+            async with read_model.transaction() as tx:
+                await tx.execute("CREATE TABLE never (x)")
+
+        for _ in range(3):
+            task = asyncio.ensure_future(begin_and_write())
+            await asyncio.sleep(0)  # the task now waits for BEGIN in the thread
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        async with read_model.transaction() as tx:
+            await tx.execute("CREATE TABLE t (x)")
+        names = await read_model.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+        assert ("t",) in names
+        assert ("never",) not in names
+        assert read_model.statistics().active == 0

@@ -237,7 +237,13 @@ class SqliteReadModel(ReadModel[SqliteTransaction]):
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[SqliteTransaction]:
         async with self._lock:
-            await self._call(lambda c: c.execute("BEGIN IMMEDIATE").close())
+            try:
+                # Cancelled meanwhile, the BEGIN still runs in the thread: wait for it
+                # and undo it, or the connection would stay inside a transaction.
+                await settle(self._call(lambda c: c.execute("BEGIN IMMEDIATE").close()))
+            except BaseException:
+                await settle(self._call(_rollback))
+                raise
             tx = SqliteTransaction(self)
             try:
                 yield tx
