@@ -398,9 +398,14 @@ class ProcessRunner:
                 await self._store._append_tracked(parts, tracking)
             except ConcurrencyError as conflict:
                 self._known = True
-                if conflict.stream == tracking.stream:
+                if conflict.stream != tracking.stream:
+                    # An engine may check the streams before the checkpoint: if another
+                    # runner moved the checkpoint, the streams moved with it.
+                    await self._reload()
+                if self._position != tracking.expected or conflict.stream == tracking.stream:
                     counters.conflicts += 1
-                    self._moved(conflict.actual)
+                    if conflict.stream == tracking.stream:
+                        self._moved(conflict.actual)
                     if self._position >= event.position:
                         return  # another runner has handled it
                 else:

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ...errors import (
     ArgumentTypeError,
@@ -417,6 +419,42 @@ class ProcessManagerContract:
         assert stats.effects == 0
         assert stats.conflicts >= 1
         assert slow.position == fast.position
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.lists(st.sampled_from([0, 10, 10]), min_size=1, max_size=10),
+        st.integers(min_value=2, max_value=3),
+        st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=6),
+    )
+    async def test_racing_runners_commit_each_effect_once(
+        self, totals: list[int], runners: int, yields: list[int]
+    ) -> None:
+        # Runners of one manager race over the same events; each run of handle yields to
+        # the loop a different number of times, so they interleave in every way.
+        store = await self.make_store()
+        try:
+            stock = DeciderRepository(store, CODEC, STOCK, category="stock")
+            turns = iter(yields * 1000)
+
+            class Reserving(Payments):
+                async def handle(self, event: RecordedEvent, ctx: ProcessContext) -> None:
+                    for _ in range(next(turns)):
+                        await asyncio.sleep(0)
+                    order = json.loads(event.data)
+                    if order["total"]:
+                        await ctx.handle(stock, "w", Reserve(order["order"], 1))
+                    await super().handle(event, ctx)
+
+            for order, total in enumerate(totals):
+                await store.append(f"order-{order}", [placed(order, total)])
+            racing = [ProcessRunner(store, Reserving(), attempts=100) for _ in range(runners)]
+            await asyncio.gather(*(runner.catch_up() for runner in racing))
+            paid = sum(1 for total in totals if total)
+            assert sum(runner.statistics().effects for runner in racing) == paid
+            assert list((await _effects(store)).values()) == [1] * paid
+            assert (await stock.load("w")).state == paid
+        finally:
+            await store.close()
 
     async def test_a_checkpoint_conflict_writes_nothing(self, store: EventStore) -> None:
         await Checkpoints(store).save("x", 5)
