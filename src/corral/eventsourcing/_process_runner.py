@@ -26,6 +26,10 @@ from ._types import RecordedEvent
 
 __all__ = ("ProcessRunner", "ProcessRunnerStatistics")
 
+#: How long (seconds) :meth:`ProcessRunner.catch_up` pauses when the log reads empty
+#: below the head it saw (PostgreSQL: an append in flight holds readers back).
+_HELD_BACK_PAUSE: Final = 0.01
+
 #: Most events without effect whose checkpoint advance waits to be committed in one go.
 CHECKPOINT_BATCH: Final = 256
 
@@ -224,10 +228,13 @@ class ProcessRunner:
     # -- passes ------------------------------------------------------------------------
 
     async def catch_up(self) -> int:
-        """Handle every event stored after the checkpoint, then return.
+        """Handle every event stored after the checkpoint, up to the store's head, then return.
 
-        Reads page after page until a page comes back short (events appended
-        meanwhile may be handled too, or be left for the next pass).
+        The head is :meth:`EventStore.head_position` when the pass starts: everything
+        committed before the call is handled (events appended meanwhile may be
+        handled too, or be left for the next pass). On PostgreSQL, a page that comes
+        back short while the head is not reached yet (an append of another process in
+        flight holds readers back) is read again after a short pause.
 
         Returns:
             How many events this pass gave to ``handle``.
@@ -239,15 +246,19 @@ class ProcessRunner:
                 store's reads and appends.
         """
         self._start()
+        store = self._store
         try:
+            head = await store.head_position()
             handled = 0
             while True:
                 if not self._known:
                     await self._reload()
-                page = await self._store._fetch_page(self._position + 1, PAGE_SIZE)
-                handled += await self._process(page)
-                if len(page) < PAGE_SIZE:
+                if self._position >= head:
                     return handled
+                page = await store._fetch_page(self._position + 1, PAGE_SIZE)
+                handled += await self._process(page)
+                if not page:
+                    await asyncio.sleep(_HELD_BACK_PAUSE)
         finally:
             self._stop()
 
