@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 from typing import Final
 
 from .._core._hooks import INSTRUMENTS
@@ -309,6 +310,8 @@ class ProcessRunner:
         Raises:
             TimeoutError: ``timeout`` passed first.
             ArgumentTypeError, InvalidArgumentError: bad arguments.
+            Exception: the error that stopped a pass of this runner while it waited
+                (e.g. :class:`~corral.errors.ProcessManagerError`).
 
         Cancellation: leaves nothing behind.
         """
@@ -337,6 +340,12 @@ class ProcessRunner:
 
     def _stop(self) -> None:
         self._running = False
+        error = sys.exception()
+        if isinstance(error, Exception) and self._waiters:
+            # The pass failed: nobody waits for a position it will not reach.
+            for _, future in list(self._waiters):
+                if not future.done():
+                    future.set_exception(error)
 
     def _moved(self, position: int) -> None:
         self._position = position

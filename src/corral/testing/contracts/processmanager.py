@@ -485,6 +485,13 @@ class ProcessManagerContract:
             for order in range(3):
                 result = await store.append(f"order-{order}", [placed(order)])
                 await runner.wait_for_position(result.positions[0], timeout=60)
+                assert runner.statistics().effects == order + 1  # committed, then woken
+                # (On PostgreSQL, a read may briefly stop short of the newest commit
+                # while an unrelated transaction ends: read until it is there.)
+                for _ in range(6000):
+                    if (await _effects(store)).total() == order + 1:
+                        break
+                    await asyncio.sleep(0.01)
                 assert (await _effects(store)).total() == order + 1
             assert runner.statistics().running
             with pytest.raises(UsageError, match="already running"):
@@ -495,6 +502,20 @@ class ProcessManagerContract:
                 await task
         assert not runner.statistics().running
         await runner.wait_for_position(runner.position)  # there already: at once
+
+    async def test_a_failing_pass_fails_its_waiters(self, store: EventStore) -> None:
+        class Broken(Payments):
+            async def handle(self, event: RecordedEvent, ctx: ProcessContext) -> None:
+                raise RuntimeError("broken")
+
+        runner = ProcessRunner(store, Broken())
+        waiter = asyncio.ensure_future(runner.wait_for_position(10**15, timeout=60))
+        await asyncio.sleep(0)
+        await store.append("order-1", [placed(1)])
+        with pytest.raises(ProcessManagerError):
+            await runner.catch_up()
+        with pytest.raises(ProcessManagerError, match="broken"):
+            await waiter
 
     async def test_wait_for_position_times_out(self, store: EventStore) -> None:
         runner = ProcessRunner(store, Payments())
