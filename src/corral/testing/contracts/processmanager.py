@@ -87,11 +87,17 @@ def _json(value: object) -> bytes:
 
 
 async def _effects(store: EventStore) -> collections.Counter[str]:
-    """How many ``PaymentRequested`` events each source event id caused."""
+    """How many ``PaymentRequested`` events each source event id caused.
+
+    Reads the payment streams one by one: a stream's read shows every committed event
+    at once on every engine (a read of the global log on PostgreSQL may briefly stop
+    short of the newest commit while an unrelated transaction ends).
+    """
     counts: collections.Counter[str] = collections.Counter()
-    async for recorded in store.read_all():
-        if recorded.type == "PaymentRequested":
-            counts[json.loads(recorded.data)["source"]] += 1
+    async for info in store.list_streams(prefix="payment-"):
+        async for recorded in store.read_stream(info.stream):
+            if recorded.type == "PaymentRequested":
+                counts[json.loads(recorded.data)["source"]] += 1
     return counts
 
 
