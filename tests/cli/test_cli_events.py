@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -215,7 +216,7 @@ def test_a_missing_file_is_an_error_naming_it_and_is_not_created(
 
 def test_a_database_that_is_not_a_store_is_refused_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
-    with sqlite3.connect(path) as raw:
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
         raw.execute("CREATE TABLE things (x)")
     before = path.read_bytes()
     result = events("streams", f"sqlite:///{path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import textwrap
@@ -103,7 +104,7 @@ def shop(tmp_path: Path) -> str:
 
 
 def totals(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
         return dict(connection.execute("SELECT stream, total FROM totals").fetchall())
 
 
