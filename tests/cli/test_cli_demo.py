@@ -37,6 +37,7 @@ SECTION_KEYS = [
     "caching-and-pools",
     "adaptive-limits",
     "event-store",
+    "projections",
 ]
 
 
@@ -138,6 +139,11 @@ def test_virtual_time_section_reports_virtual_seconds() -> None:
         ("event-store", "expected version 1, actual version 2"),
         ("event-store", "is not duplicated: (1,)"),
         ("event-store", "v2 #2 Deposited {'amount': 50}"),
+        ("projections", "again: 0 and 0"),
+        ("projections", "revenue: [('mon', 2000), ('tue', 500)]"),
+        ("projections", "read your writes: tuesday is now (1200,)"),
+        ("projections", "4 invoices, one per order"),
+        ("projections", "rebuilt from zero: 4 events"),
     ],
 )
 def test_later_sections_show_their_measured_effect(key: str, expected: str) -> None:

@@ -673,3 +673,93 @@ def event_store() -> None:
 
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(main(pathlib.Path(directory) / "bank.db"))
+
+
+@section(
+    "projections",
+    "Projections and process managers",
+    "A Projector keeps a read model and its checkpoint in one transaction; a ProcessRunner "
+    "commits what a manager stages with its checkpoint: each event takes effect exactly once.",
+    requires=("connect",),
+)
+def projections() -> None:
+    import asyncio
+    import json
+    import pathlib
+    import tempfile
+
+    import corral
+    from corral.backends.sqlite import SqliteReadModel, SqliteTransaction
+    from corral.eventsourcing import (
+        NewEvent,
+        ProcessContext,
+        ProcessManager,
+        ProcessRunner,
+        Projection,
+        Projector,
+        RecordedEvent,
+    )
+
+    def new_event(kind: str, **data: object) -> NewEvent:
+        return NewEvent(kind, json.dumps(data).encode())
+
+    class Revenue(Projection[SqliteTransaction]):
+        name = "revenue"
+        categories = ("order",)
+
+        async def setup(self, tx: SqliteTransaction) -> None:
+            await tx.execute("CREATE TABLE IF NOT EXISTS revenue (day TEXT PRIMARY KEY, cents INT)")
+
+        async def reset(self, tx: SqliteTransaction) -> None:
+            await tx.execute("DROP TABLE IF EXISTS revenue")
+
+        async def apply(self, event: RecordedEvent, tx: SqliteTransaction) -> None:
+            placed = json.loads(event.data)
+            await tx.execute(
+                "INSERT INTO revenue VALUES (?, ?) "
+                "ON CONFLICT (day) DO UPDATE SET cents = cents + excluded.cents",
+                (placed["day"], placed["cents"]),
+            )
+
+    class Invoicing(ProcessManager):
+        name = "invoicing"
+        categories = ("order",)
+
+        async def handle(self, event: RecordedEvent, ctx: ProcessContext) -> None:
+            placed = json.loads(event.data)
+            ctx.append(
+                f"invoice-{event.stream}", [new_event("InvoiceIssued", cents=placed["cents"])]
+            )
+
+    async def main(path: pathlib.Path) -> None:
+        # The read model shares the store's file here; it may as well have its own.
+        views = await SqliteReadModel.open(path)
+        async with corral.connect(f"sqlite:///{path}") as store, views:
+            for n, (day, cents) in enumerate([("mon", 1200), ("mon", 800), ("tue", 500)]):
+                await store.append(f"order-{n}", [new_event("OrderPlaced", day=day, cents=cents)])
+            projector = Projector(store, Revenue(), views)
+            invoicing = ProcessRunner(store, Invoicing())
+            print("projected", await projector.catch_up(), "events;", end=" ")
+            print("invoiced", await invoicing.catch_up(), "orders")
+            print("again:", await projector.catch_up(), "and", await invoicing.catch_up())
+            print("revenue:", await views.fetchall("SELECT * FROM revenue ORDER BY day"))
+
+            async with corral.TaskGroup() as group:  # both live from here on
+                group.start_soon(projector.run)
+                group.start_soon(invoicing.run)
+                placed = await store.append(
+                    "order-3", [new_event("OrderPlaced", day="tue", cents=700)]
+                )
+                await projector.wait_for_position(placed.positions[-1], timeout=10)
+                await invoicing.wait_for_position(placed.positions[-1], timeout=10)
+                group.cancel_scope.cancel()
+            tuesday = await views.fetchone("SELECT cents FROM revenue WHERE day = 'tue'")
+            print("read your writes: tuesday is now", tuesday)
+            invoices = [e async for e in store.read_all() if e.stream.startswith("invoice-")]
+            print(len(invoices), "invoices, one per order:", [e.stream for e in invoices])
+            print("rebuilt from zero:", await projector.rebuild(), "events")
+            print(projector)
+            print(invoicing)
+
+    with tempfile.TemporaryDirectory() as directory:
+        asyncio.run(main(pathlib.Path(directory) / "shop.db"))
