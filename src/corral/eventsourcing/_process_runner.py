@@ -21,7 +21,7 @@ from ._process import ProcessContext, ProcessManager, accepts, manager_arg
 from ._reader import PAGE_SIZE
 from ._rules import StreamAppend, version_arg
 from ._store import EventStore
-from ._subscription import DEFAULT_POLL_INTERVAL
+from ._subscription import DEFAULT_POLL_INTERVAL, wait_for_commit
 from ._tracking import Tracking, checkpoint_in, checkpoint_stream
 from ._types import RecordedEvent
 
@@ -273,7 +273,6 @@ class ProcessRunner:
         self._start()
         store = self._store
         signal = store._signal
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 generation = signal.generation
@@ -285,15 +284,7 @@ class ProcessRunner:
                     continue
                 if generation != signal.generation:
                     continue  # something committed through the store since the read
-                waiter = signal.waiter()
-                handle = loop.call_later(self._poll_interval, _wake, waiter)
-                store._watch()  # engines that notice other processes' commits wake it
-                try:
-                    await waiter
-                finally:
-                    store._unwatch()
-                    handle.cancel()
-                    signal.discard(waiter)
+                await wait_for_commit(store, signal.waiter(), self._poll_interval)
         finally:
             self._stop()
 
@@ -471,8 +462,3 @@ class ProcessRunner:
             self._known = True
             self._counters.checkpoint_commits += 1
             self._moved(position)
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

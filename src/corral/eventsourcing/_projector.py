@@ -14,7 +14,7 @@ from ._projection import Projection, categories_arg, projection_name
 from ._read_model import ReadModel
 from ._rules import version_arg
 from ._store import EventStore
-from ._subscription import DEFAULT_POLL_INTERVAL
+from ._subscription import DEFAULT_POLL_INTERVAL, wait_for_commit
 from ._types import RecordedEvent
 
 __all__ = ("DEFAULT_BATCH_SIZE", "Progress", "Projector", "ProjectorStatistics")
@@ -321,21 +321,12 @@ class Projector(Generic[T]):
             await self.catch_up()
             store = self._store
             signal = store._signal
-            loop = asyncio.get_running_loop()
             while True:
                 generation = signal.generation
                 read, _ = await self._step()
                 if read or generation != signal.generation:
                     continue
-                waiter = signal.waiter()
-                handle = loop.call_later(self._poll_interval, _wake, waiter)
-                store._watch()  # engines that notice other processes' commits wake it
-                try:
-                    await waiter
-                finally:
-                    store._unwatch()
-                    handle.cancel()
-                    signal.discard(waiter)
+                await wait_for_commit(store, signal.waiter(), self._poll_interval)
         finally:
             self._running -= 1
 
@@ -425,11 +416,6 @@ class Projector(Generic[T]):
 
 class _TimedOut(Exception):
     pass
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _time_out(waiter: asyncio.Future[None]) -> None:

@@ -25,7 +25,13 @@ from ._types import RecordedEvent
 if TYPE_CHECKING:
     from ._store import EventStore
 
-__all__ = ("DEFAULT_POLL_INTERVAL", "AppendSignal", "Subscription", "subscription_filter")
+__all__ = (
+    "DEFAULT_POLL_INTERVAL",
+    "AppendSignal",
+    "Subscription",
+    "subscription_filter",
+    "wait_for_commit",
+)
 
 #: How often a live subscription looks for events appended elsewhere, in seconds.
 DEFAULT_POLL_INTERVAL: Final = 0.5
@@ -68,6 +74,26 @@ class AppendSignal:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+async def wait_for_commit(
+    store: EventStore, waiter: asyncio.Future[None], poll_interval: float
+) -> None:
+    """Wait on ``waiter`` (from ``store._signal.waiter()``) for the next commit.
+
+    It completes when an append through ``store`` commits, when the engine notices
+    another process's commit (while waiting, the store is watched), when
+    ``poll_interval`` seconds (loop time) have passed, or when someone else completes
+    it. Cancellation: the wait ends and leaves nothing registered behind.
+    """
+    handle = asyncio.get_running_loop().call_later(poll_interval, _wake, waiter)
+    store._watch()  # engines that notice other processes' commits wake it
+    try:
+        await waiter
+    finally:
+        store._unwatch()
+        handle.cancel()
+        store._signal.discard(waiter)
 
 
 def subscription_filter(
@@ -233,17 +259,11 @@ class Subscription:
 
     async def _wait(self) -> None:
         waiter = self._signal.waiter()
-        handle = asyncio.get_running_loop().call_later(self._poll_interval, _wake, waiter)
         self._waiter = waiter
-        store = self._store
-        store._watch()
         try:
-            await waiter
+            await wait_for_commit(self._store, waiter, self._poll_interval)
         finally:
-            store._unwatch()
             self._waiter = None
-            handle.cancel()
-            self._signal.discard(waiter)
 
     async def close(self) -> None:
         """End the subscription: iteration stops, also a wait in progress. Idempotent."""
