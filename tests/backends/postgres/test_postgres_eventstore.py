@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
+from pg_schemas import URL, drop_schemas, new_schema
 
 import corral
 from corral.backends.postgres import PostgresEventStore
@@ -33,28 +32,7 @@ from corral.testing.contracts.eventstore import EventStoreContract, event
 pytestmark = pytest.mark.postgres
 
 #: The database the tests use (trust authentication), unless CORRAL_POSTGRES_URL says.
-URL = os.environ.get("CORRAL_POSTGRES_URL") or "postgresql://127.0.0.1:5432/test"
-
-_numbers = itertools.count()
-
 OpenStore = Callable[[], Awaitable[PostgresEventStore]]
-
-
-def new_schema() -> str:
-    """A schema name no other test (or test run) uses."""
-    return f"corral_test_{os.getpid()}_{next(_numbers)}"
-
-
-async def drop_schemas(schemas: list[str]) -> None:
-    """Drop ``schemas`` and everything in them."""
-    if not schemas:
-        return
-    connection = await asyncpg.connect(URL)
-    try:
-        for schema in schemas:
-            await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await connection.close()
 
 
 @pytest.fixture

@@ -5,12 +5,10 @@ two processes. Every test works in a fresh schema of the test database, dropped 
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
+from pg_schemas import URL, drop_schemas, new_schema
 
 from corral.backends.postgres import PostgresEventStore
 from corral.eventsourcing import EventStore
@@ -21,21 +19,6 @@ from corral.testing.contracts.processmanager import (
 
 pytestmark = pytest.mark.postgres
 
-URL = os.environ.get("CORRAL_POSTGRES_URL") or "postgresql://127.0.0.1:5432/test"
-
-
-def _schema() -> str:
-    return f"corral_test_{uuid.uuid4().hex[:16]}"
-
-
-async def _drop(schemas: list[str]) -> None:
-    connection = await asyncpg.connect(URL)
-    try:
-        for schema in schemas:
-            await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await connection.close()
-
 
 class TestPostgresProcessManagers(ProcessManagerContract):
     @pytest.fixture(autouse=True)
@@ -44,10 +27,10 @@ class TestPostgresProcessManagers(ProcessManagerContract):
         try:
             yield
         finally:
-            await _drop(self.schemas)
+            await drop_schemas(self.schemas)
 
     async def make_store(self) -> EventStore:
-        self.schemas.append(_schema())
+        self.schemas.append(new_schema())
         return await PostgresEventStore.open(URL, schema=self.schemas[-1])
 
 
@@ -61,7 +44,7 @@ class TestPostgresProcessManagerProcesses(ProcessManagerProcessContract):
 
     @pytest.fixture
     def locator(self) -> Iterator[str]:
-        name = _schema()
+        name = new_schema()
 
         async def create() -> None:
             await (await PostgresEventStore.open(URL, schema=name)).close()
@@ -70,4 +53,4 @@ class TestPostgresProcessManagerProcesses(ProcessManagerProcessContract):
         try:
             yield name
         finally:
-            asyncio.run(_drop([name]))
+            asyncio.run(drop_schemas([name]))

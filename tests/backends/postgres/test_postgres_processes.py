@@ -5,19 +5,15 @@ processes. Every test works in a fresh schema of the test database, dropped afte
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
+from pg_schemas import URL, drop_schemas, new_schema
 
 from corral.backends.postgres import PostgresEventStore
 from corral.testing.contracts.eventstore_processes import EventStoreProcessContract
 
 pytestmark = pytest.mark.postgres
-
-URL = os.environ.get("CORRAL_POSTGRES_URL") or "postgresql://127.0.0.1:5432/test"
 
 
 class TestPostgresProcesses(EventStoreProcessContract):
@@ -32,20 +28,13 @@ class TestPostgresProcesses(EventStoreProcessContract):
     @pytest.fixture
     def locator(self) -> Iterator[str]:
         """A schema with an empty store in it (so children race on appends, not on the schema)."""
-        name = f"corral_test_{uuid.uuid4().hex[:16]}"
+        name = new_schema()
 
         async def create() -> None:
             await (await PostgresEventStore.open(URL, schema=name)).close()
-
-        async def drop() -> None:
-            connection = await asyncpg.connect(URL)
-            try:
-                await connection.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-            finally:
-                await connection.close()
 
         asyncio.run(create())
         try:
             yield name
         finally:
-            asyncio.run(drop())
+            asyncio.run(drop_schemas([name]))

@@ -6,13 +6,11 @@ Every read model lives in a fresh schema of the test database, dropped after its
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import asyncpg
 import pytest
+from pg_schemas import URL, drop_schemas, new_schema
 
 import corral
 from corral.backends.postgres import PostgresReadModel
@@ -22,23 +20,6 @@ from corral.testing.contracts.readmodel import ReadModelContract
 from corral.testing.contracts.readmodel_processes import ReadModelProcessContract
 
 pytestmark = pytest.mark.postgres
-
-#: The database the tests use (trust authentication), unless CORRAL_POSTGRES_URL says.
-URL = os.environ.get("CORRAL_POSTGRES_URL") or "postgresql://127.0.0.1:5432/test"
-
-
-def new_schema() -> str:
-    """A schema name no other test (or test run) uses."""
-    return f"corral_test_{uuid.uuid4().hex[:16]}"
-
-
-async def drop_schemas(schemas: list[str]) -> None:
-    connection = await asyncpg.connect(URL)
-    try:
-        for schema in schemas:
-            await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await connection.close()
 
 
 class TestPostgresReadModel(ReadModelContract):
