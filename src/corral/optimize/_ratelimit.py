@@ -211,6 +211,7 @@ class RateLimiter:
         "_admitted",
         "_burst",
         "_delayed",
+        "_inline",
         "_interval",
         "_per",
         "_queued",
@@ -260,6 +261,9 @@ class RateLimiter:
                 f"not {type(store).__name__} ({store!r})"
             )
         self._interval = self._per / self._rate
+        #: The default store, whose GCRA step acquire() runs inline (one call less on the
+        #: hot path: about 85 ns of 480 measured); None for any other store.
+        self._inline = store if type(store) is MemoryRateLimitStore else None
         self._waiters: deque[_Waiter] = deque()
         self._queued = 0.0  # total cost of the queue
         self._timer: asyncio.TimerHandle | None = None
@@ -329,11 +333,24 @@ class RateLimiter:
         """
         if cost is not _ONE:
             cost = self._cost_arg(cost)
-        if not self._waiters and not self._take(
-            cost, asyncio.get_running_loop().time(), self._interval, self._burst
-        ):
-            self._admitted += 1
-            return
+        if not self._waiters:
+            memory = self._inline
+            if memory is not None:  # MemoryRateLimitStore.try_take, inline
+                now = asyncio.get_running_loop().time()
+                interval = self._interval
+                tat = memory._tat
+                if tat < now:
+                    tat = now
+                tat += cost * interval
+                if tat - self._burst * interval - now <= _EPSILON:
+                    memory._tat = tat
+                    self._admitted += 1
+                    return
+            elif not self._take(
+                cost, asyncio.get_running_loop().time(), self._interval, self._burst
+            ):
+                self._admitted += 1
+                return
         await self._wait(cost)
 
     async def _wait(self, cost: float) -> None:
