@@ -357,17 +357,33 @@ async def test_an_append_a_conflict_and_a_retry_are_one_statement_each() -> None
     schema = new_schema()
     store = await PostgresEventStore.open(URL, schema=schema, max_size=1)
     try:
-        await store.append("warm-up", [event()])  # the driver learns the types once
+        # the driver learns the types of both functions once
+        await store.append("warm-up", [event()])
+        await store.append("warm-up", [event(), event()])
         first = [event(), event()]
         append = f"SELECT * FROM {schema}.append_to_streams("
+        one = f'SELECT version, "position" FROM {schema}.append_one('
         sent = [
             await _statements(store, store.append("s", first, expected_version=0)),
             await _statements(store, store.append("s", [event()], expected_version=0)),
             await _statements(store, store.append("s", first, expected_version=0)),  # a retry
             await _statements(store, store.append("s", first[:1], expected_version=2)),
+            await _statements(store, store.append("s", [event()], expected_version=2)),
         ]
-        # A plain append, a conflict, a retry, a duplicate: one statement each.
-        assert [[query.startswith(append) for query in one] for one in sent] == [[True]] * 4
+        kinds = [
+            ["general" if q.startswith(append) else "one" if q.startswith(one) else q for q in s]
+            for s in sent
+        ]
+        # An append of several events, its retry: one statement each. One event: one
+        # statement when it appends; when the first finds a conflict or a stored id it
+        # writes nothing, and the general function decides.
+        assert kinds == [
+            ["general"],
+            ["one", "general"],
+            ["general"],
+            ["one", "general"],
+            ["one"],
+        ]
         # A retry and a new append together: the second call appends the new part.
         both = store.append_many({"s": (first, ANY), "t": ([event()], 0)})
         assert [query.startswith(append) for query in await _statements(store, both)] == [
@@ -375,14 +391,22 @@ async def test_an_append_a_conflict_and_a_retry_are_one_statement_each() -> None
             True,
         ]
         versions = {(e.stream, e.version) for e in await store.read_all().collect()}
-        assert versions == {("warm-up", 1), ("s", 1), ("s", 2), ("t", 1)}
+        assert versions == {("warm-up", 1), ("warm-up", 2), ("warm-up", 3)} | {
+            ("s", 1),
+            ("s", 2),
+            ("s", 3),
+            ("t", 1),
+        }
         assert store.statistics().conflicts == 1
     finally:
         await store.close()
         await drop_schemas([schema])
 
 
-@pytest.mark.parametrize(("version", "function"), [(1, "append_events"), (2, "append_to_streams")])
+@pytest.mark.parametrize(
+    ("version", "function"),
+    [(1, "append_events"), (2, "append_to_streams"), (3, "append_to_streams")],
+)
 async def test_an_older_schema_is_upgraded_in_place(
     open_store: OpenStore, version: int, function: str
 ) -> None:
@@ -392,6 +416,8 @@ async def test_an_older_schema_is_upgraded_in_place(
     try:
         # Make it look older: version 1 called its append function append_events (other
         # columns, same role); version 2 had this one's, without notifications.
+        # Neither had append_one.
+        await admin.execute(f"DROP FUNCTION {store.schema}.append_one")
         if function != "append_to_streams":
             await admin.execute(
                 f"ALTER FUNCTION {store.schema}.append_to_streams RENAME TO {function}"
@@ -403,7 +429,11 @@ async def test_an_older_schema_is_upgraded_in_place(
                 "SELECT proname FROM pg_proc WHERE pronamespace = $1::regnamespace",
                 store.schema,
             )
-            assert sorted(row[0] for row in functions) == ["append_to_streams", "lock_streams"]
+            assert sorted(row[0] for row in functions) == [
+                "append_one",
+                "append_to_streams",
+                "lock_streams",
+            ]
             stored = await admin.fetchval(f"SELECT version FROM {store.schema}.schema_version")
             assert stored == SCHEMA_VERSION
             assert (await again.append("s", [event()], expected_version=1)).version == 2

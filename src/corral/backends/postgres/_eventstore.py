@@ -32,6 +32,7 @@ from ._connections import Connections
 from ._listener import Listener
 from ._schema import (
     APPEND_FUNCTION,
+    APPEND_ONE_FUNCTION,
     CONFLICT,
     EXPECT_ANY,
     EXPECT_NO_STREAM,
@@ -165,6 +166,9 @@ class PostgresEventStore(EventStore):
         )
         s = schema
         self._sql_append = f"SELECT * FROM {s}.{APPEND_FUNCTION}($1, $2, $3, $4, $5, $6, $7, $8)"
+        self._sql_append_one = (
+            f'SELECT version, "position" FROM {s}.{APPEND_ONE_FUNCTION}($1, $2, $3, $4, $5, $6, $7)'
+        )
         visible_from = f"coalesce((SELECT truncate_before FROM {s}.streams WHERE stream = $1), 0)"
         self._sql_forward = (
             f"SELECT {_COLUMNS} FROM {s}.events WHERE stream = $1 "
@@ -301,12 +305,44 @@ class PostgresEventStore(EventStore):
             return await self._append_tracked(parts, tracking)
         with map_exceptions(self._where):
             async with self._connections.lease() as connection:
+                if len(parts) == 1 and len(parts[0].events) == 1:
+                    appended = await self._append_one(connection, parts[0])
+                    if appended is not None:
+                        self._counters.count_part(appended, False)
+                        self._counters.transactions += 1
+                        return [appended]
                 outcome = await self._append_on(connection, parts)
         counters = self._counters
         for result, retried in outcome:
             counters.count_part(result, retried)
         counters.transactions += 1
         return [result for result, _ in outcome]
+
+    async def _append_one(self, connection: Any, part: StreamAppend) -> AppendResult | None:
+        """Append one event to one stream with the function of plain values, if it can.
+
+        ``None`` when that function wrote nothing (an id already stored, a conflict, a
+        deleted stream) or a concurrent append of the same id committed first: the
+        general function then decides, as it decides every other append.
+        """
+        (event,) = part.events
+        try:
+            row = await connection.fetchrow(
+                self._sql_append_one,
+                part.stream,
+                _expected_code(part.expected),
+                event.id,
+                event.type,
+                event.content_type,
+                event.data,
+                event.metadata,
+            )
+        except asyncpg.UniqueViolationError:
+            return None
+        version = row[0]
+        if version is None:
+            return None
+        return AppendResult(part.stream, version, (row[1],))
 
     async def _append_on(
         self, connection: Any, parts: list[StreamAppend], *, in_transaction: bool = False
