@@ -87,7 +87,11 @@ class PostgresEventStore(EventStore):
     lock, so processes starting together create it once) and versioned.
 
     Appends: one round trip each, a single autocommitted statement (prepared once per
-    connection) calling a server-side function. The function takes a
+    connection) calling a server-side function. One event to one stream, the
+    commonest append, goes to ``append_one``, which takes its arguments as plain values
+    and checks and inserts in one statement; when it writes nothing (a conflict, an id
+    already stored, a deleted stream) the general function below decides, in a second
+    round trip. The general function takes a
     transaction-scoped advisory lock per stream (in key order, so concurrent
     multi-stream appends cannot deadlock), looks the event ids up, checks every
     expected version and inserts the events. A failed check rolls everything back and
