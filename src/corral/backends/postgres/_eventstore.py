@@ -89,9 +89,9 @@ class PostgresEventStore(EventStore):
     Appends: one round trip each, a single autocommitted statement (prepared once per
     connection) calling a server-side function. One event to one stream, the
     commonest append, goes to ``append_one``, which takes its arguments as plain values
-    and checks and inserts in one statement; when it writes nothing (a conflict, an id
-    already stored, a deleted stream) the general function below decides, in a second
-    round trip. The general function takes a
+    and checks and inserts in one statement (a conflict raises from it too); when the
+    id is already stored or the stream deleted it writes nothing, and the general
+    function below decides, in a second round trip. The general function takes a
     transaction-scoped advisory lock per stream (in key order, so concurrent
     multi-stream appends cannot deadlock), looks the event ids up, checks every
     expected version and inserts the events. A failed check rolls everything back and
@@ -325,9 +325,10 @@ class PostgresEventStore(EventStore):
     async def _append_one(self, connection: Any, part: StreamAppend) -> AppendResult | None:
         """Append one event to one stream with the function of plain values, if it can.
 
-        ``None`` when that function wrote nothing (an id already stored, a conflict, a
-        deleted stream) or a concurrent append of the same id committed first: the
-        general function then decides, as it decides every other append.
+        Raises ``ConcurrencyError`` on a conflict. ``None`` when that function wrote
+        nothing because the id is stored or the stream deleted, or when a concurrent
+        append of the same id committed first: the general function then decides, as
+        it decides every other append.
         """
         (event,) = part.events
         try:
@@ -343,6 +344,8 @@ class PostgresEventStore(EventStore):
             )
         except asyncpg.UniqueViolationError:
             return None
+        except asyncpg.RaiseError as exc:
+            raise self._conflict(exc, [part]) from None
         version = row[0]
         if version is None:
             return None
@@ -378,12 +381,7 @@ class PostgresEventStore(EventStore):
                         raise
                     continue
                 except asyncpg.RaiseError as exc:
-                    if exc.message != CONFLICT:
-                        raise
-                    index, actual = map(int, exc.detail.split())
-                    part = fresh[index - 1]
-                    self._counters.conflicts += 1
-                    raise ConcurrencyError(part.stream, part.expected, actual) from None
+                    raise self._conflict(exc, fresh) from None
                 if rows and rows[0][0]:
                     stored.update((event.id, event) for event in _recorded(rows, 1))
                     continue
@@ -392,6 +390,17 @@ class PostgresEventStore(EventStore):
                 (retry, True) if retry is not None else (_result(part, next(written)), False)
                 for part, retry in zip(parts, retries, strict=True)
             ]
+
+    def _conflict(self, exc: asyncpg.RaiseError, parts: list[StreamAppend]) -> Exception:
+        """What an append function's error means: a ``ConcurrencyError`` for the part it
+        names (counted), or the error itself when it is not a conflict."""
+        if exc.message != CONFLICT:
+            error: Exception = exc
+            return error
+        index, actual = map(int, exc.detail.split())
+        part = parts[index - 1]
+        self._counters.conflicts += 1
+        return ConcurrencyError(part.stream, part.expected, actual)
 
     async def _append_tracked(
         self, parts: list[StreamAppend], tracking: Tracking

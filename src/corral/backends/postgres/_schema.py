@@ -220,9 +220,12 @@ $$;
 # which cost the server (and the client, encoding and decoding them) about twice what
 # the insert does. The same locks in the same order, then one statement (its snapshot
 # taken after the locks) that checks and inserts. It returns the stream's new version
-# and the event's position, or NULLs when it inserted nothing (an id stored, a
-# conflict, a deleted stream): then nothing was written, and the caller asks the
-# general function, which finds out why.
+# and the event's position. When it inserted nothing, nothing was written: it raises
+# CONFLICT (detail "1 <actual version>") if the expected version was wrong, and returns
+# NULLs when the id is stored (a retry, or a duplicate) or the stream is deleted, for
+# the caller to ask the general function. Under the stream's lock, the version it reads
+# again is the one the insert saw, and for a stream that is not deleted the insert's
+# version test fails exactly when the general function's conflict test holds.
 _APPEND_ONE_FUNCTION: Final = """
 CREATE FUNCTION {s}.{append_one}(
     p_stream text, p_expected bigint, p_id uuid, p_type text, p_content_type text,
@@ -250,6 +253,13 @@ BEGIN
     RETURNING t.version, t.position INTO version, "position";
     IF FOUND THEN
         {wake}
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM {s}.events AS f WHERE f.id = p_id)
+        AND NOT EXISTS (SELECT FROM {s}.streams AS d
+                        WHERE d.stream = p_stream AND d.deleted) THEN
+        RAISE EXCEPTION '{conflict}' USING DETAIL = '1 ' || coalesce(
+            (SELECT max(e.version) FROM {s}.events AS e WHERE e.stream = p_stream), 0);
     END IF;
 END
 $$;
