@@ -126,15 +126,18 @@ async def test_a_reader_never_skips_a_transaction_that_commits_late(
     assert [e.position for e in everything[2:]] == [r.positions[0] for r in after]
 
 
-async def _wait_until_blocked(admin: asyncpg.Connection, schema: str) -> None:
-    """Wait until a backend of the store in ``schema`` waits for a lock."""
+async def _wait_until_blocked(admin: asyncpg.Connection, schema: str) -> list[int]:
+    """Wait until backends of the store in ``schema`` wait for a lock; their pids."""
     with corral.fail_after(10):
-        while not await admin.fetchval(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE application_name = $1 AND wait_event_type = 'Lock'",
-            f"corral {schema}",
+        while not (
+            pids := await admin.fetchval(
+                "SELECT array_agg(pid) FROM pg_stat_activity "
+                "WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                f"corral {schema}",
+            )
         ):
             await asyncio.sleep(0.005)
+    return list(pids)
 
 
 @pytest.mark.parametrize("other_stream", [True, False])
@@ -272,13 +275,8 @@ async def test_a_connection_lost_mid_append_is_backend_unavailable(
         await admin.execute("BEGIN")
         await admin.execute(f"SELECT {store.schema}.lock_streams($1)", ["s"])
         blocked = asyncio.create_task(store.append("s", [event()]))
-        with corral.fail_after(10):
-            while not await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = $1 AND wait_event_type = 'Lock'",
-                f"corral {store.schema}",
-            ):
-                await asyncio.sleep(0.01)
+        for pid in await _wait_until_blocked(admin, store.schema):
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
         with pytest.raises(BackendUnavailable) as caught:
             await blocked
         assert isinstance(caught.value.__cause__, asyncpg.PostgresError | asyncpg.InterfaceError)
