@@ -271,6 +271,7 @@ async def select(*cases: SelectCase, biased: bool = False) -> Selected:
         BaseException: a future case's error, when that case fires.
     """
     ready_index = -1
+    ready_channel: Any = None
     default = -1
     count = 0
     index = -1
@@ -297,6 +298,7 @@ async def select(*cases: SelectCase, biased: bool = False) -> Selected:
             # the first ready case when biased; else reservoir sampling, a uniform choice
             if count == 1 or (not biased and _random() * count < 1):
                 ready_index = index
+                ready_channel = channel
     except AttributeError:
         try:
             _check(checked)  # an argument that is not a case: say which
@@ -304,6 +306,12 @@ async def select(*cases: SelectCase, biased: bool = False) -> Selected:
             raise refusal from None
         raise
     if ready_index >= 0:
+        if ready_channel is not None:
+            # a receive straight from a channel's buffer, done inline (as _commit would)
+            buffer = ready_channel._buffer
+            if buffer and not ready_channel._senders:
+                record = (ready_index, cases[ready_index], buffer.popleft(), False)
+                return _new_record(Selected, record)  # type: ignore[no-any-return]
         return _commit(cases[ready_index], ready_index)
     if default >= 0:
         return selected(default, cases[default], None)
