@@ -20,6 +20,7 @@ from ._codec import EventCodec as EventCodec
 from ._codec import Transformer as Transformer
 from ._codec import ZlibCompression as ZlibCompression
 from ._encryption import AesGcmEncryption as AesGcmEncryption
+from ._ids import new_event_id as new_event_id
 from ._process import ProcessContext as ProcessContext
 from ._process import ProcessManager as ProcessManager
 from ._process_runner import ProcessRunner as ProcessRunner
@@ -96,5 +97,6 @@ __all__ = (
     "Upcaster",
     "Upcasters",
     "ZlibCompression",
+    "new_event_id",
     "when",
 )

@@ -259,8 +259,8 @@ class EventCodec:
         Args:
             event: the event object.
             metadata: a JSON-like mapping stored next to the data (not transformed).
-            id: the event id (choose it once so retries are recognised); ``uuid4``
-                by default.
+            id: the event id (choose it once so retries are recognised); a fresh
+                :func:`new_event_id` by default.
 
         Raises:
             ArgumentTypeError: ``event``'s class is not registered, ``event`` or

@@ -78,7 +78,7 @@ class JsonSerializer:
             type: the event's type name; ``data``'s class name by default.
             metadata: a JSON-like mapping stored next to the data.
             id: the event id (choose it once, so that retries are recognised); a
-                fresh ``uuid4`` by default.
+                fresh :func:`new_event_id` by default.
 
         Raises:
             ArgumentTypeError: ``data`` or ``metadata`` cannot be encoded, or ``id`` is

@@ -10,6 +10,8 @@ from typing import Any, Final, TypeAlias
 
 import msgspec
 
+from ._ids import new_event_id
+
 __all__ = (
     "ANY",
     "NO_STREAM",
@@ -72,14 +74,15 @@ class NewEvent:
         data: the event's payload.
         metadata: data about the event (correlation id, causation id, user, ...).
         content_type: how ``data`` is encoded (``"application/json"`` by default).
-        id: the event's unique id; a fresh ``uuid4`` when omitted.
+        id: the event's unique id; a fresh time-ordered one (:func:`new_event_id`, a
+            version-7 UUID) when omitted.
     """
 
     type: str
     data: bytes
     metadata: bytes = b""
     content_type: str = JSON
-    id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
+    id: uuid.UUID = dataclasses.field(default_factory=new_event_id)
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
