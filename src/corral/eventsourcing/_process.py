@@ -235,7 +235,7 @@ class ProcessContext:
                 ``id`` or ``command`` (as the repository's ``handle``).
             InvalidArgumentError: ``repository`` reads another store object.
             UsageError: as :meth:`append`.
-            Whatever loading and deciding raise.
+            Exception: whatever loading and deciding raise.
         """
         self._check_open()
         if not isinstance(repository, DeciderRepository | Repository):

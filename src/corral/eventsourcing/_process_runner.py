@@ -267,8 +267,9 @@ class ProcessRunner:
         """Catch up, then handle each new event as it commits; forever, until cancelled.
 
         Raises:
-            ProcessManagerError, UsageError, ClosedResourceError, BackendUnavailable,
-            SerializationError: as :meth:`catch_up`.
+            ProcessManagerError: as :meth:`catch_up`; so are ``UsageError``,
+                ``ClosedResourceError``, ``BackendUnavailable`` and
+                ``SerializationError``.
         """
         self._start()
         store = self._store

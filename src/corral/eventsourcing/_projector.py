@@ -280,8 +280,9 @@ class Projector(Generic[T]):
                 before it are committed. The cause is ``apply``'s exception.
             ArgumentTypeError: ``progress`` is not callable.
             ClosedResourceError: the store or the read model is closed.
-            BackendUnavailable, SerializationError: from the store or the read model.
-            Whatever ``setup`` or ``progress`` raise.
+            BackendUnavailable: from the store or the read model, as is
+                ``SerializationError``.
+            Exception: whatever ``setup`` or ``progress`` raise.
 
         Cancellation: the batch in progress is rolled back (or, if its commit had
         started, committed); the batches before it stay committed. Calling again

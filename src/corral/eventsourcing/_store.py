@@ -267,8 +267,9 @@ class EventStore(abc.ABC):
         Raises:
             ConcurrencyError: a stream is not as expected (the first one found); nothing
                 was written to any stream.
-            DuplicateError, ArgumentTypeError, InvalidArgumentError, ClosedResourceError,
-            BackendUnavailable: as :meth:`append`.
+            DuplicateError: as :meth:`append`; so are ``ArgumentTypeError``,
+                ``InvalidArgumentError``, ``ClosedResourceError`` and
+                ``BackendUnavailable``.
         """
         parts = appends_arg(appends)
         self._check_open()
