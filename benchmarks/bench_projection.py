@@ -14,7 +14,11 @@ Cases:
   is given, into a ``SqliteReadModel`` in its own file. The projector reads 256 events
   a page and applies each page in one read-model transaction that also moves the
   checkpoint (WAL, ``synchronous=FULL``). Timed: ``await projector.catch_up()``, which
-  also creates the projection's table and loads its checkpoint.
+  also creates the projection's table and loads its checkpoint. Each upsert is one
+  round trip to the read model's thread.
+- ``corral Projector.catch_up, apply_batch``: the same projection overriding
+  ``apply_batch``, which writes a page's upserts with one ``executemany`` (one round
+  trip per page).
 - ``eventsourcing ProjectionRunner``: the ``eventsourcing`` library's
   ``ProjectionRunner`` over an ``Application`` on its SQLite recorder, with a
   ``Projection`` whose ``process_event`` calls the view, a ``SQLiteTrackingRecorder``
@@ -122,8 +126,17 @@ def _write_corral(path: str, n: int) -> None:
     asyncio.run(write())
 
 
-def _corral_projection() -> Projection[SqliteTransaction]:
-    """A projection counting each stream's events in the table ``counters``."""
+_UPSERT = (
+    "INSERT INTO counters (stream, count) VALUES (?, 1) "
+    "ON CONFLICT (stream) DO UPDATE SET count = count + 1"
+)
+
+
+def _corral_projection(batched: bool) -> Projection[SqliteTransaction]:
+    """A projection counting each stream's events in the table ``counters``: a
+    statement per event, or (``batched``) one ``executemany`` per batch."""
+    from collections.abc import Sequence
+
     from corral.backends.sqlite import SqliteTransaction
     from corral.eventsourcing import Projection, RecordedEvent
 
@@ -139,16 +152,18 @@ def _corral_projection() -> Projection[SqliteTransaction]:
             )
 
         async def apply(self, event: RecordedEvent, tx: SqliteTransaction) -> None:
-            await tx.execute(
-                "INSERT INTO counters (stream, count) VALUES (?, 1) "
-                "ON CONFLICT (stream) DO UPDATE SET count = count + 1",
-                (event.stream,),
-            )
+            await tx.execute(_UPSERT, (event.stream,))
 
-    return Counters()
+    class BatchedCounters(Counters):
+        """Counts the same, one ``executemany`` per batch."""
+
+        async def apply_batch(self, events: Sequence[RecordedEvent], tx: SqliteTransaction) -> None:
+            await tx.executemany(_UPSERT, [(event.stream,) for event in events])
+
+    return BatchedCounters() if batched else Counters()
 
 
-def _corral_catch_up(n: int) -> float:
+def _corral_catch_up(n: int, batched: bool = False) -> float:
     """Seconds ``Projector.catch_up`` takes to apply ``n`` stored events to a new view."""
     from corral.backends.sqlite import SqliteEventStore, SqliteReadModel
     from corral.eventsourcing import Projector
@@ -160,7 +175,7 @@ def _corral_catch_up(n: int) -> float:
             await SqliteEventStore.open(events) as store,
             await SqliteReadModel.open(view) as read_model,
         ):
-            projector = Projector(store, _corral_projection(), read_model)
+            projector = Projector(store, _corral_projection(batched), read_model)
             start = time.perf_counter()
             applied = await projector.catch_up()
             elapsed = time.perf_counter() - start
@@ -236,7 +251,13 @@ def _eventsourcing_catch_up(n: int) -> float:
         _remove(view_path)
 
 
+def _corral_catch_up_batched(n: int) -> float:
+    """As :func:`_corral_catch_up`, the projection writing each batch with one call."""
+    return _corral_catch_up(n, batched=True)
+
+
 CORRAL = "corral Projector.catch_up"
+CORRAL_BATCHED = "corral Projector.catch_up, apply_batch"
 ES = "eventsourcing ProjectionRunner"
 
 WORKLOAD = Workload(
@@ -248,6 +269,7 @@ WORKLOAD = Workload(
     baseline=ES,
     cases=(
         timed_case(CORRAL, _corral_catch_up),
+        timed_case(CORRAL_BATCHED, _corral_catch_up_batched),
         timed_case(ES, _eventsourcing_catch_up),
     ),
     floors=(TimesFaster(CORRAL, ES, 2),),

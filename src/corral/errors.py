@@ -280,7 +280,7 @@ class ProcessManagerError(CorralError):
 
 
 class ProjectionError(CorralError):
-    """A projection's ``apply`` raised: the batch holding the event was rolled back.
+    """A projection's ``apply`` (or ``apply_batch``) raised: its batch was rolled back.
 
     Nothing of the batch took effect and the projection's checkpoint did not move, so
     once the cause is fixed the projector applies the same events again. The
@@ -288,23 +288,36 @@ class ProjectionError(CorralError):
 
     Attributes:
         projection: the projection's name.
-        stream: the stream of the event it failed on.
-        position: the event's global position.
-        event_type: the event's type.
+        stream: the stream of the event it failed on (of the batch's first event, when
+            an ``apply_batch`` of several events failed).
+        position: that event's global position.
+        event_type: that event's type.
+        events: how many events the failed call was given: 1 for ``apply``, the
+            batch's size for ``apply_batch``.
     """
 
-    def __init__(self, projection: str, stream: str, position: int, event_type: str) -> None:
+    def __init__(
+        self, projection: str, stream: str, position: int, event_type: str, events: int = 1
+    ) -> None:
+        what = (
+            f"the event at position {position}"
+            if events == 1
+            else f"a batch of {events} events from position {position}"
+        )
+        first = " first" if events != 1 else ""
         super().__init__(
-            f"projection {projection!r} failed to apply the event at position {position} "
-            f"(stream {stream!r}, type {event_type!r}); its batch was rolled back"
+            f"projection {projection!r} failed to apply {what} "
+            f"(stream {stream!r}, type {event_type!r}{first}); its batch was rolled back"
         )
         self.projection = projection
         self.stream = stream
         self.position = position
         self.event_type = event_type
+        self.events = events
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.projection, self.stream, self.position, self.event_type))
+        arguments = (self.projection, self.stream, self.position, self.event_type, self.events)
+        return (type(self), arguments)
 
 
 class AggregateError(CorralError):

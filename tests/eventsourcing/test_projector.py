@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -210,6 +212,72 @@ async def test_a_failing_apply_stops_run_and_names_the_event() -> None:
     projection.fail_at = None
     assert await projector.catch_up() == 3
     assert totals(read_model) == {"order-1": 1, "order-2": 5}
+
+
+class BatchTotals(Totals):
+    """Totals that applies each batch in one call, recording the positions of each."""
+
+    name = "batch-totals"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[int]] = []
+
+    async def apply_batch(self, events: Sequence[RecordedEvent], tx: MemoryTransaction) -> None:
+        self.batches.append([event.position for event in events])
+        if any(event.position == self.fail_at for event in events):
+            raise ValueError("bad amount")
+        for event in events:
+            amount = json.loads(event.data)["amount"]
+            tx.put("totals", event.stream, tx.get("totals", event.stream, 0) + amount)
+
+
+async def test_apply_batch_gets_each_batch_of_its_categories_in_one_call() -> None:
+    store, read_model = MemoryEventStore(), MemoryReadModel()
+    await store.append("order-1", [added(1), added(2)])  # positions 1, 2
+    await store.append("customer-1", [added(100)])  # 3: not for this projection
+    await store.append("order-2", [added(3)])  # 4
+    await store.append("customer-2", [added(100), added(100)])  # 5, 6: a batch of none
+    await store.append("order-1", [added(4)])  # 7
+    projection = BatchTotals()
+    projector = Projector(store, projection, read_model, batch_size=2)
+    assert await projector.catch_up() == 4
+    assert projection.batches == [[1, 2], [4], [7]]  # pages (1, 2) (3, 4) (5, 6) (7)
+    assert projection.applied == []  # apply itself was never called
+    assert totals(read_model) == {"order-1": 7, "order-2": 3}
+    assert projector.position == 7
+    stats = projector.statistics()
+    assert (stats.events_applied, stats.events_skipped, stats.batches) == (4, 3, 4)
+
+
+async def test_a_failing_apply_batch_names_the_batch_and_rolls_it_back() -> None:
+    store, read_model = MemoryEventStore(), MemoryReadModel()
+    await store.append("order-1", [added(1), added(2), added(3)])
+    await store.append("order-2", [added(4)])
+    projection = BatchTotals()
+    projection.fail_at = 4
+    projector = Projector(store, projection, read_model, batch_size=3)
+    with pytest.raises(ProjectionError) as caught:
+        await projector.catch_up()
+    error = caught.value
+    assert (error.stream, error.position, error.events) == ("order-2", 4, 1)
+    assert totals(read_model) == {"order-1": 6}  # the first batch committed
+    failing = BatchTotals()
+    failing.fail_at = 2
+    again = Projector(store, failing, MemoryReadModel(), batch_size=3)
+    with pytest.raises(ProjectionError, match="a batch of 3 events from position 1") as caught:
+        await again.catch_up()
+    error = caught.value
+    assert (error.projection, error.stream, error.position, error.event_type, error.events) == (
+        "batch-totals",
+        "order-1",
+        1,
+        "Added",
+        3,
+    )
+    assert isinstance(error.__cause__, ValueError)
+    assert pickle.loads(pickle.dumps(error)).events == 3
+    assert again.position == 0
 
 
 async def test_a_cancelled_batch_is_rolled_back_and_applied_later(

@@ -36,13 +36,15 @@ class ProjectorStatistics:
     name: str
     #: The last position applied (the projection's checkpoint), 0 before the first.
     position: int
-    #: Events passed to ``apply`` and committed, since the projector was made.
+    #: Events passed to ``apply`` (or ``apply_batch``) and committed, since the projector
+    #: was made.
     events_applied: int
     #: Events read but not for this projection (other categories, system streams).
     events_skipped: int
     #: Batches committed.
     batches: int
-    #: Batches rolled back (``apply`` raised, the commit failed, or a cancellation).
+    #: Batches rolled back (``apply`` or ``apply_batch`` raised, the commit failed, or a
+    #: cancellation).
     failed_batches: int
     #: Rebuilds completed.
     rebuilds: int
@@ -97,6 +99,7 @@ class Projector(Generic[T]):
         "_applied",
         "_batch_size",
         "_batches",
+        "_batches_whole",
         "_failed",
         "_lock",
         "_name",
@@ -136,6 +139,9 @@ class Projector(Generic[T]):
             )
         self._name = projection_name(projection)
         self._accepts = _stream_filter(categories_arg(projection))
+        # A projection that overrides apply_batch gets each batch in one call; else the
+        # events go to apply one by one, so that an error names the event it came from.
+        self._batches_whole = type(projection).apply_batch is not Projection.apply_batch
         self._batch_size = size_arg(batch_size, "batch_size")
         self._poll_interval = seconds_arg(poll_interval, "poll_interval")
         if not self._poll_interval > 0:
@@ -228,24 +234,33 @@ class Projector(Generic[T]):
 
     async def _apply(self, page: list[RecordedEvent]) -> int:
         accepts = self._accepts
-        apply = self._projection.apply
+        projection = self._projection
         read_model = self._read_model
-        applied = 0
         last = page[-1].position
+        accepted = [event for event in page if accepts(event.stream)]
+        applied = len(accepted)
         async with read_model.transaction() as tx:
             # The checkpoint first: a projector that lost the race stops before applying
             # anything (on a server database the row lock makes it wait for the winner).
             if not await read_model._store_checkpoint(tx, self._name, last, self._position):
                 raise _CheckpointMoved
-            for event in page:
-                if accepts(event.stream):
+            if self._batches_whole and accepted:
+                try:
+                    await projection.apply_batch(accepted, tx)
+                except Exception as exc:
+                    first = accepted[0]
+                    raise ProjectionError(
+                        self._name, first.stream, first.position, first.type, applied
+                    ) from exc
+            else:
+                apply = projection.apply
+                for event in accepted:
                     try:
                         await apply(event, tx)
                     except Exception as exc:
                         raise ProjectionError(
                             self._name, event.stream, event.position, event.type
                         ) from exc
-                    applied += 1
         self._applied += applied
         self._skipped += len(page) - applied
         self._batches += 1
