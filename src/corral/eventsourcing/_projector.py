@@ -291,8 +291,9 @@ class Projector(Generic[T]):
             How many events this call applied (events of other categories not counted).
 
         Raises:
-            ProjectionError: ``apply`` raised; that batch was rolled back, the batches
-                before it are committed. The cause is ``apply``'s exception.
+            ProjectionError: ``apply`` (or ``apply_batch``) raised; that batch was
+                rolled back, the batches before it are committed. The cause is the
+                projection's exception.
             ArgumentTypeError: ``progress`` is not callable.
             ClosedResourceError: the store or the read model is closed.
             BackendUnavailable: from the store or the read model, as is
@@ -324,8 +325,8 @@ class Projector(Generic[T]):
         """Catch up, then apply new events as they commit, until cancelled.
 
         Raises:
-            ProjectionError: ``apply`` raised (the batch was rolled back; the projector
-                stops: fix the cause, then run again).
+            ProjectionError: ``apply`` (or ``apply_batch``) raised (the batch was rolled
+                back; the projector stops: fix the cause, then run again).
             ClosedResourceError: the store or the read model was closed.
             BackendUnavailable, SerializationError: from the store or the read model.
 
