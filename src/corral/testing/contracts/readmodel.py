@@ -21,7 +21,7 @@ own read models and closes them::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,19 @@ class _Rows(Projection[Any]):
         if event.position == self.fail_at:
             raise _Boom(f"refused position {event.position}")
         await self.contract.insert(tx, str(event.id), event.position)
+
+
+class _BatchedRows(_Rows):
+    """As :class:`_Rows`, a whole batch per ``apply_batch`` call (sizes recorded)."""
+
+    def __init__(self, contract: ReadModelContract, fail_at: int | None = None) -> None:
+        super().__init__(contract, "batched-rows", fail_at)
+        self.batch_sizes: list[int] = []
+
+    async def apply_batch(self, events: Sequence[RecordedEvent], tx: Any) -> None:
+        self.batch_sizes.append(len(events))
+        for event in events:
+            await self.apply(event, tx)
 
 
 async def _append(store: EventStore, count: int, stream: str = "item-1") -> list[int]:
@@ -258,6 +271,25 @@ class ReadModelContract:
         projection.fail_at = None
         assert await projector.catch_up() == 3
         assert sorted((await self.rows(read_model)).values()) == positions
+
+    async def test_apply_batch_takes_each_batch_and_a_failure_rolls_it_back(
+        self, read_model: ReadModel[Any], store: EventStore
+    ) -> None:
+        positions = await _append(store, 7)
+        projection = _BatchedRows(self, fail_at=positions[4])
+        projector = Projector(store, projection, read_model, batch_size=3)
+        with pytest.raises(ProjectionError) as caught:
+            await projector.catch_up()
+        error = caught.value
+        assert (error.position, error.events) == (positions[3], 3)  # the batch's first
+        assert isinstance(error.__cause__, _Boom)
+        # The first batch stays; the failing one wrote nothing through the transaction.
+        assert sorted((await self.rows(read_model)).values()) == positions[:3]
+        assert await read_model.checkpoint("batched-rows") == positions[2]
+        projection.fail_at = None
+        assert await projector.catch_up() == 4
+        assert sorted((await self.rows(read_model)).values()) == positions
+        assert projection.batch_sizes == [3, 3, 3, 1]
 
     async def test_a_restarted_projector_resumes_from_the_checkpoint(
         self, read_model: ReadModel[Any], store: EventStore
