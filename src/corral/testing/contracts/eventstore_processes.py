@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -143,12 +144,27 @@ class EventStoreProcessContract:
             env=os.environ,
         )
 
-    def _read_everything(self, locator: str) -> tuple[list[RecordedEvent], ByStream]:
-        """Everything stored, and each stream, after checking versions and global order."""
+    def _read_everything(
+        self, locator: str, acknowledged: frozenset[int] = frozenset()
+    ) -> tuple[list[RecordedEvent], ByStream]:
+        """Everything stored, and each stream, after checking versions and global order.
+
+        ``read_all`` returns what lies below the engine's read horizon; a killed
+        process's last transaction may still be ending on a database server, holding it
+        back for a moment. So the read is repeated, for up to 10 seconds, until every
+        ``acknowledged`` position is in it (one that never shows up was lost).
+        """
 
         async def read() -> tuple[list[RecordedEvent], ByStream]:
             async with await self._opener()(locator) as store:
-                everything = await store.read_all().collect()
+                deadline = time.monotonic() + 10
+                while True:
+                    everything = await store.read_all().collect()
+                    missing = acknowledged - {event.position for event in everything}
+                    if not missing or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.05)
+                assert not missing, f"acknowledged positions lost: {sorted(missing)[:10]}"
                 streams = {event.stream for event in everything}
                 by_stream = {name: await store.read_stream(name).collect() for name in streams}
             return everything, by_stream
@@ -185,7 +201,8 @@ class EventStoreProcessContract:
         acknowledged += rest.splitlines(keepends=True)
         history = [line.split() for line in acknowledged if line.endswith("\n")]
 
-        everything, by_stream = self._read_everything(locator)
+        positions_acknowledged = frozenset(int(p) for _, _, *pair in history for p in pair)
+        everything, by_stream = self._read_everything(locator, positions_acknowledged)
         for pair in range(4):
             lefts, rights = by_stream.get(f"left-{pair}", []), by_stream.get(f"right-{pair}", [])
             assert len(lefts) == len(rights), "a multi-stream append was committed in part"
