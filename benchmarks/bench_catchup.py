@@ -18,15 +18,13 @@ The floor is an absolute rate: corral's catch-up delivers at least 100,000 event
 from __future__ import annotations
 
 import asyncio
-import atexit
-import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from benchmarks._harness import FloorResult, Workload, timed_case
+from benchmarks._scratch import ScratchFiles
 
 #: Events per append while writing the files, and per page for the peer's reads.
 BATCH = 1000
@@ -35,28 +33,15 @@ PAYLOAD = b'{"amount": 1}'
 #: Events of a full run; the floor's rate is judged at this size.
 EVENTS = 1_000_000
 
-_directory: str | None = None
-_files: dict[tuple[str, int], str] = {}
+_SCRATCH = ScratchFiles("catchup-bench-")
 #: Events each case delivered in its last run, keyed by case name.
 DELIVERED: dict[str, int] = {}
 
 
-def _scratch() -> str:
-    global _directory
-    if _directory is None:
-        _directory = tempfile.mkdtemp(prefix="catchup-bench-")
-        atexit.register(shutil.rmtree, _directory, ignore_errors=True)
-    return _directory
-
-
 def _file(kind: str, n: int) -> str:
     """The file of ``n`` events for ``kind`` (corral or eventsourcing), made once per run."""
-    path = _files.get((kind, n))
-    if path is None:
-        path = f"{_scratch()}/{kind}-{n}.db"
-        (_write_corral if kind == "corral" else _write_eventsourcing)(path, n)
-        _files[kind, n] = path
-    return path
+    write = _write_corral if kind == "corral" else _write_eventsourcing
+    return _SCRATCH.made_once(f"{kind}-{n}.db", lambda path: write(path, n))
 
 
 # -- corral ------------------------------------------------------------------------------

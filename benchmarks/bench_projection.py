@@ -46,16 +46,14 @@ the ratio drops to about 1.6x: the floor is a claim about durable views.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import itertools
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from typing import TYPE_CHECKING
 
 from benchmarks._harness import TimesFaster, Workload, timed_case
+from benchmarks._scratch import ScratchFiles
 
 if TYPE_CHECKING:
     from corral.backends.sqlite import SqliteTransaction
@@ -69,33 +67,19 @@ PAYLOAD = b'{"amount": 1}'
 #: Seconds between looks at the eventsourcing view's tracking position.
 POLL = 0.005
 
-_directory: str | None = None
-_files: dict[tuple[str, int], str] = {}
+_SCRATCH = ScratchFiles("projection-bench-", on_disk=True)
 _views = itertools.count()
-
-
-def _scratch() -> str:
-    global _directory
-    if _directory is None:
-        disk = "/var/tmp" if os.path.isdir("/var/tmp") else None
-        _directory = tempfile.mkdtemp(prefix="projection-bench-", dir=disk)
-        atexit.register(shutil.rmtree, _directory, ignore_errors=True)
-    return _directory
 
 
 def _events_file(kind: str, n: int) -> str:
     """The file of ``n`` stored events for ``kind`` (corral or eventsourcing), made once."""
-    path = _files.get((kind, n))
-    if path is None:
-        path = f"{_scratch()}/{kind}-events-{n}.db"
-        (_write_corral if kind == "corral" else _write_eventsourcing)(path, n)
-        _files[kind, n] = path
-    return path
+    write = _write_corral if kind == "corral" else _write_eventsourcing
+    return _SCRATCH.made_once(f"{kind}-events-{n}.db", lambda path: write(path, n))
 
 
 def _view_file(kind: str) -> str:
     """A new, empty file for one run's read model (deleted after the run)."""
-    return f"{_scratch()}/{kind}-view-{next(_views)}.db"
+    return _SCRATCH.path(f"{kind}-view-{next(_views)}.db")
 
 
 def _remove(path: str) -> None:

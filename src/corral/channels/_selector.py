@@ -150,45 +150,37 @@ class Selector:
         channels = self._channels
         chosen = -1
         count = 0
-        maybe_ready = self._maybe_ready
-        if maybe_ready is not None:
-            assert channels is not None
-            stale = None
-            for index in maybe_ready:
-                channel = channels[index][1]
-                if (
-                    channel._buffer
-                    or not channel._open
-                    or (channel._senders and channel._receive_ready())
-                ):
-                    count += 1
-                    if count == 1 or _random() * count < 1:  # reservoir sampling
-                        chosen = index
-                elif stale is None:
-                    stale = [index]
-                else:
-                    stale.append(index)
-            if stale is not None:
-                maybe_ready.difference_update(stale)
-            if chosen >= 0:
-                channel = channels[chosen][1]
-                buffer = channel._buffer
-                if buffer and not channel._senders:
-                    record = (chosen, self._cases[chosen], buffer.popleft(), False)
-                    return _new_record(Selected, record)  # type: ignore[no-any-return]
-                return self._cases[chosen]._commit(chosen)
-            return await _wait(self._cases)
         if channels is not None:
-            for index, channel in channels:
-                if (
-                    channel._buffer
-                    or not channel._open
-                    or (channel._senders and channel._receive_ready())
-                ):
-                    count += 1
-                    # the first ready case when biased; else reservoir sampling
-                    if count == 1 or (not self._biased and _random() * count < 1):
-                        chosen = index
+            maybe_ready = self._maybe_ready
+            if maybe_ready is not None:
+                stale = None
+                for index in maybe_ready:
+                    channel = channels[index][1]
+                    if (
+                        channel._buffer
+                        or not channel._open
+                        or (channel._senders and channel._receive_ready())
+                    ):
+                        count += 1
+                        if count == 1 or _random() * count < 1:  # reservoir sampling
+                            chosen = index
+                    elif stale is None:
+                        stale = [index]
+                    else:
+                        stale.append(index)
+                if stale is not None:
+                    maybe_ready.difference_update(stale)
+            else:
+                for index, channel in channels:
+                    if (
+                        channel._buffer
+                        or not channel._open
+                        or (channel._senders and channel._receive_ready())
+                    ):
+                        count += 1
+                        # the first ready case when biased; else reservoir sampling
+                        if count == 1 or (not self._biased and _random() * count < 1):
+                            chosen = index
             if chosen >= 0:
                 channel = channels[chosen][1]
                 buffer = channel._buffer

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar, overload
 
 from ..errors import ArgumentTypeError, InvalidArgumentError, UsageError
 from ._aggregate import Aggregate
+from ._projection import categories_arg, name_arg
 from ._repository import Decided, DeciderRepository, Repository
 from ._rules import StreamAppend, single_append_arg
 from ._store import EventStore
@@ -82,27 +83,8 @@ def manager_arg(manager: object) -> ProcessManager:
         raise ArgumentTypeError(
             f"manager must be a ProcessManager, not {type(manager).__name__} ({manager!r})"
         )
-    kind = type(manager).__name__
-    name = getattr(manager, "name", None)
-    if not isinstance(name, str):
-        raise ArgumentTypeError(f"{kind}.name must be a str, not {type(name).__name__} ({name!r})")
-    if not name:
-        raise InvalidArgumentError(f"{kind}.name must not be empty")
-    categories = manager.categories
-    if not isinstance(categories, tuple):
-        raise ArgumentTypeError(
-            f"{kind}.categories must be a tuple of str, "
-            f"not {type(categories).__name__} ({categories!r})"
-        )
-    for category in categories:
-        if not isinstance(category, str):
-            raise ArgumentTypeError(
-                f"{kind}.categories must hold str, not {type(category).__name__} ({category!r})"
-            )
-        if not category or "-" in category:
-            raise InvalidArgumentError(
-                f"{kind}.categories must hold non-empty names without '-', not {category!r}"
-            )
+    name_arg(manager)
+    categories_arg(manager)
     return manager
 
 

@@ -17,9 +17,10 @@ from ..errors import (
     UsageError,
 )
 from ..optimize._limiter import size_arg
+from ._position_waiters import PositionWaiters
 from ._process import ProcessContext, ProcessManager, accepts, manager_arg
 from ._reader import PAGE_SIZE
-from ._rules import StreamAppend, version_arg
+from ._rules import StreamAppend
 from ._store import EventStore
 from ._subscription import DEFAULT_POLL_INTERVAL, wait_for_commit
 from ._tracking import Tracking, checkpoint_in, checkpoint_stream
@@ -187,7 +188,7 @@ class ProcessRunner:
         self._known = False  # whether _position is the stored checkpoint
         self._running = False
         self._counters = _Counters()
-        self._waiters: set[tuple[int, asyncio.Future[None]]] = set()
+        self._waiters = PositionWaiters()
 
     # -- state -------------------------------------------------------------------------
 
@@ -300,27 +301,17 @@ class ProcessRunner:
             timeout: give up after this many seconds (loop time); ``None``: never.
 
         Raises:
-            TimeoutError: ``timeout`` passed first.
+            TimeoutError: ``timeout`` passed first (the message says where the runner
+                is).
             ArgumentTypeError, InvalidArgumentError: bad arguments.
             Exception: the error that stopped a pass of this runner while it waited
                 (e.g. :class:`~corral.errors.ProcessManagerError`).
 
         Cancellation: leaves nothing behind.
         """
-        target = version_arg(position, "position")
-        limit = None if timeout is None else seconds_arg(timeout, "timeout")
-        if limit is not None and limit < 0:
-            raise InvalidArgumentError(f"timeout must not be negative, got {limit!r}")
-        if self._position >= target:
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (target, future)
-        self._waiters.add(entry)
-        try:
-            async with asyncio.timeout(limit):
-                await future
-        finally:
-            self._waiters.discard(entry)
+        await self._waiters.wait(
+            position, timeout, lambda: self._position, f"process manager {self._name!r}"
+        )
 
     # -- internals ---------------------------------------------------------------------
 
@@ -333,18 +324,13 @@ class ProcessRunner:
     def _stop(self) -> None:
         self._running = False
         error = sys.exception()
-        if isinstance(error, Exception) and self._waiters:
+        if isinstance(error, Exception):
             # The pass failed: nobody waits for a position it will not reach.
-            for _, future in list(self._waiters):
-                if not future.done():
-                    future.set_exception(error)
+            self._waiters.fail(error)
 
     def _moved(self, position: int) -> None:
         self._position = position
-        if self._waiters:
-            for target, future in list(self._waiters):
-                if target <= position and not future.done():
-                    future.set_result(None)
+        self._waiters.reached(position)
 
     async def _reload(self) -> None:
         stream = checkpoint_stream(self._name)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from ..errors import ArgumentTypeError, InvalidArgumentError
 from ._types import RecordedEvent
 
-__all__ = ("Projection", "categories_arg", "projection_name")
+__all__ = ("Projection", "categories_arg", "name_arg")
 
 T = TypeVar("T")
 
@@ -82,46 +82,46 @@ class Projection(abc.ABC, Generic[T]):
             await self.apply(event, tx)
 
 
-def projection_name(projection: Projection[Any]) -> str:
-    """The projection's checked name.
+def name_arg(owner: object) -> str:
+    """The checked ``name`` of a projection or a process manager.
 
     Raises:
         ArgumentTypeError: ``name`` is missing or not a ``str``.
         InvalidArgumentError: ``name`` is empty.
     """
-    name = getattr(projection, "name", None)
+    name = getattr(owner, "name", None)
     if not isinstance(name, str):
         raise ArgumentTypeError(
-            f"{type(projection).__name__}.name must be a str naming the projection, "
+            f"{type(owner).__name__}.name must be a str naming it, "
             f"not {type(name).__name__} ({name!r})"
         )
     if not name:
-        raise InvalidArgumentError(f"{type(projection).__name__}.name must not be empty")
+        raise InvalidArgumentError(f"{type(owner).__name__}.name must not be empty")
     return name
 
 
-def categories_arg(projection: Projection[Any]) -> tuple[str, ...]:
-    """The projection's checked ``categories``.
+def categories_arg(owner: object) -> tuple[str, ...]:
+    """The checked ``categories`` of a projection or a process manager.
 
     Raises:
         ArgumentTypeError: ``categories`` is not a tuple of ``str``.
         InvalidArgumentError: a category is empty or holds ``"-"``.
     """
-    categories = getattr(projection, "categories", ())
-    owner = type(projection).__name__
+    categories = getattr(owner, "categories", ())
+    kind = type(owner).__name__
     if not isinstance(categories, tuple):
         raise ArgumentTypeError(
-            f"{owner}.categories must be a tuple of str, not {type(categories).__name__} "
+            f"{kind}.categories must be a tuple of str, not {type(categories).__name__} "
             f"({categories!r})"
         )
     for category in categories:
         if not isinstance(category, str):
             raise ArgumentTypeError(
-                f"{owner}.categories must hold str, not {type(category).__name__} ({category!r})"
+                f"{kind}.categories must hold str, not {type(category).__name__} ({category!r})"
             )
         if not category or "-" in category:
             raise InvalidArgumentError(
-                f"{owner}.categories: a category is a stream name up to its first '-', "
+                f"{kind}.categories: a category is a stream name up to its first '-', "
                 f"so it is not empty and holds no '-', got {category!r}"
             )
     return categories

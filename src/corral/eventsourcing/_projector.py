@@ -10,9 +10,9 @@ from typing import Generic, TypeVar
 from .._core._time import Seconds, seconds_arg
 from ..errors import ArgumentTypeError, InvalidArgumentError, ProjectionError
 from ..optimize._limiter import size_arg
-from ._projection import Projection, categories_arg, projection_name
+from ._position_waiters import PositionWaiters
+from ._projection import Projection, categories_arg, name_arg
 from ._read_model import ReadModel
-from ._rules import version_arg
 from ._store import EventStore
 from ._subscription import DEFAULT_POLL_INTERVAL, wait_for_commit
 from ._types import RecordedEvent
@@ -137,7 +137,7 @@ class Projector(Generic[T]):
             raise ArgumentTypeError(
                 f"read_model must be a ReadModel, not {type(read_model).__name__} ({read_model!r})"
             )
-        self._name = projection_name(projection)
+        self._name = name_arg(projection)
         self._accepts = _stream_filter(categories_arg(projection))
         # A projection that overrides apply_batch gets each batch in one call; else the
         # events go to apply one by one, so that an error names the event it came from.
@@ -155,7 +155,7 @@ class Projector(Generic[T]):
         self._set_up = False
         self._position_known = False
         self._position = 0
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._waiters = PositionWaiters()
         self._applied = 0
         self._skipped = 0
         self._batches = 0
@@ -270,12 +270,7 @@ class Projector(Generic[T]):
     def _moved_to(self, position: int) -> None:
         """Record the committed ``position`` and wake the waiters it satisfies."""
         self._position = position
-        waiters = self._waiters
-        if waiters and any(target <= position for target, _ in waiters):
-            self._waiters = [(t, w) for t, w in waiters if t > position]
-            for target, waiter in waiters:
-                if target <= position and not waiter.done():
-                    waiter.set_result(None)
+        self._waiters.reached(position)
 
     # -- the public interface --------------------------------------------------------
 
@@ -408,36 +403,9 @@ class Projector(Generic[T]):
 
         Cancellation: a cancelled wait leaves nothing behind.
         """
-        target = version_arg(position, "position")
-        seconds = None if timeout is None else seconds_arg(timeout, "timeout")
-        if self._position >= target:
-            return
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        entry = (target, waiter)
-        self._waiters.append(entry)
-        handle = None if seconds is None else loop.call_later(seconds, _time_out, waiter)
-        try:
-            await waiter
-        except _TimedOut:
-            raise TimeoutError(
-                f"projection {self._name!r} did not reach position {target} within "
-                f"{seconds} seconds; it is at position {self._position}"
-            ) from None
-        finally:
-            if handle is not None:
-                handle.cancel()
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-
-
-class _TimedOut(Exception):
-    pass
-
-
-def _time_out(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(_TimedOut())
+        await self._waiters.wait(
+            position, timeout, lambda: self._position, f"projection {self._name!r}"
+        )
 
 
 def _progress_arg(progress: object) -> None:

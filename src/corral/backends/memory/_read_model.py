@@ -79,11 +79,7 @@ class MemoryTransaction:
             ArgumentTypeError: ``table`` is not a ``str`` or ``key`` is not hashable.
             UsageError: the transaction has ended.
         """
-        self._check()
-        writes = self._writes.get(table)
-        if writes is None:
-            writes = self._writes[_table_arg(table)] = {}
-        writes[_key_arg(key)] = value
+        self._table_writes(table)[_key_arg(key)] = value
 
     def delete(self, table: str, key: Hashable) -> None:
         """Remove ``key`` from ``table`` (nothing happens if it is not there).
@@ -92,11 +88,15 @@ class MemoryTransaction:
             ArgumentTypeError: ``table`` is not a ``str`` or ``key`` is not hashable.
             UsageError: the transaction has ended.
         """
+        self._table_writes(table)[_key_arg(key)] = _DELETED
+
+    def _table_writes(self, table: str) -> dict[Hashable, Any]:
+        """This transaction's writes to ``table`` (checked), created on first use."""
         self._check()
         writes = self._writes.get(table)
         if writes is None:
             writes = self._writes[_table_arg(table)] = {}
-        writes[_key_arg(key)] = _DELETED
+        return writes
 
     def rows(self, table: str) -> dict[Hashable, Any]:
         """A copy of ``table`` as this transaction sees it (empty if there is none).
