@@ -11,9 +11,10 @@ from types import TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
 from .._core._scope import wait_protected
-from ..errors import ArgumentTypeError, ClosedResourceError, InvalidArgumentError
+from ..errors import ClosedResourceError
+from ._tracking import checkpoint_name_arg
 
-__all__ = ("ReadModel", "ReadModelStatistics", "checkpoint_name_arg", "settle")
+__all__ = ("ReadModel", "ReadModelStatistics", "settle")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -189,20 +190,6 @@ class ReadModel(abc.ABC, Generic[T]):
             f"<{type(self).__name__} {self._describe()} {state}, {self._commits} commits, "
             f"{self._rollbacks} rollbacks, {self._active} active>"
         )
-
-
-def checkpoint_name_arg(name: object) -> str:
-    """Check a projection's name as a checkpoint key.
-
-    Raises:
-        ArgumentTypeError: ``name`` is not a ``str``.
-        InvalidArgumentError: ``name`` is empty.
-    """
-    if not isinstance(name, str):
-        raise ArgumentTypeError(f"name must be a str, not {type(name).__name__} ({name!r})")
-    if not name:
-        raise InvalidArgumentError("name must not be empty")
-    return name
 
 
 async def settle(work: Awaitable[R]) -> R:

@@ -15,14 +15,20 @@ import msgspec
 
 from ..errors import ArgumentTypeError, ConcurrencyError, InvalidArgumentError, SerializationError
 
-__all__ = ("CHECKPOINT_KEY", "Tracking", "checkpoint_in", "checkpoint_stream")
+__all__ = (
+    "CHECKPOINT_KEY",
+    "Tracking",
+    "checkpoint_in",
+    "checkpoint_name_arg",
+    "checkpoint_stream",
+)
 
 #: The stream metadata key a checkpoint is stored under.
 CHECKPOINT_KEY: Final = "corral.checkpoint"
 
 
-def checkpoint_stream(name: object) -> str:
-    """The stream whose metadata holds the checkpoint ``name``: ``$checkpoint-<name>``.
+def checkpoint_name_arg(name: object) -> str:
+    """Check a checkpoint's name (a projection's or a process manager's).
 
     Raises:
         ArgumentTypeError: ``name`` is not a ``str``.
@@ -32,7 +38,17 @@ def checkpoint_stream(name: object) -> str:
         raise ArgumentTypeError(f"name must be a str, not {type(name).__name__} ({name!r})")
     if not name:
         raise InvalidArgumentError("name must not be empty")
-    return f"$checkpoint-{name}"
+    return name
+
+
+def checkpoint_stream(name: object) -> str:
+    """The stream whose metadata holds the checkpoint ``name``: ``$checkpoint-<name>``.
+
+    Raises:
+        ArgumentTypeError: ``name`` is not a ``str``.
+        InvalidArgumentError: ``name`` is empty.
+    """
+    return f"$checkpoint-{checkpoint_name_arg(name)}"
 
 
 def checkpoint_in(stream: str, custom: bytes) -> int:

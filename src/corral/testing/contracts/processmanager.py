@@ -525,7 +525,7 @@ class ProcessManagerContract:
 
     async def test_wait_for_position_times_out(self, store: EventStore) -> None:
         runner = ProcessRunner(store, Payments())
-        with pytest.raises(TimeoutError, match="did not reach position 10 within 0.01"):
+        with pytest.raises(TimeoutError, match=r"did not reach position 10 within 0\.01"):
             await runner.wait_for_position(10, timeout=0.01)
         assert runner.statistics().waiters == 0
 
