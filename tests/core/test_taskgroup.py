@@ -481,3 +481,17 @@ async def test_eager_children_that_enter_scopes() -> None:
         handle = tg.create_task(child())
         tg.cancel_scope.deadline = asyncio.get_running_loop().time() + 100
     assert handle.result() is True
+
+
+@pytest.mark.corral_loops("eager")
+async def test_an_eager_child_that_cancels_its_group_leaves_no_cancellation_behind() -> None:
+    # The child runs to its end inside start_soon(), while the host is on the stack; the
+    # host then leaves the group without waiting. Its next wait must not be cancelled.
+    async def winner(group: TaskGroup) -> None:
+        group.cancel("done early")
+
+    async with TaskGroup() as tg:
+        tg.start_soon(winner, tg)
+    assert tg.cancel_scope.cancel_called
+    assert await asyncio.sleep(0, "after") == "after"
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]

@@ -40,13 +40,13 @@ T = TypeVar("T")
 __all__ = (
     "CancelScope",
     "CancelScopeStatistics",
+    "create_adopted_task",
     "current_effective_deadline",
     "fail_after",
     "fail_at",
     "move_on_after",
     "move_on_at",
     "needs_self_adoption",
-    "run_adopted",
     "wait_protected",
 )
 
@@ -115,6 +115,34 @@ async def run_adopted(scope: CancelScope, coro: Awaitable[T]) -> T:
     assert task is not None
     scope._adopt_task(task)
     return await coro
+
+
+# Tasks inside a create_task() call of create_adopted_task(). Under an eager task factory
+# the new task's first step runs inside that call, while the spawning task is still on
+# the stack: neither current nor waiting. If that step cancels a scope the spawner is in,
+# the spawner must not get a Task.cancel() then: on Python 3.12, whose uncancel() does
+# not withdraw a cancellation that was requested and never delivered, that request
+# would outlive the scope and cancel the spawner's next wait after it. The scope's next
+# delivery, one loop iteration later, reaches the spawner if it is still inside.
+_SPAWNING: Final[set[asyncio.Task[Any]]] = set()
+
+
+def create_adopted_task(
+    loop: asyncio.AbstractEventLoop,
+    scope: CancelScope,
+    coro: Awaitable[T],
+    name: str | None = None,
+) -> asyncio.Task[T]:
+    """``loop.create_task(run_adopted(scope, coro))``, for loops with a task factory,
+    which may run the task's first step at once (see :func:`needs_self_adoption`)."""
+    spawner = current_task()
+    if spawner is None:
+        return loop.create_task(run_adopted(scope, coro), name=name)
+    _SPAWNING.add(spawner)
+    try:
+        return loop.create_task(run_adopted(scope, coro), name=name)
+    finally:
+        _SPAWNING.discard(spawner)
 
 
 async def wait_protected(fut: asyncio.Future[Any]) -> None:
@@ -428,9 +456,11 @@ class CancelScope:
             found = True
             # A task whose waiter is already done is about to resume with its result;
             # cancelling now would throw that result away (a lost queue item), so wait
-            # for its next wait. ``_must_cancel`` means a cancel is already on its way.
+            # for its next wait. ``_must_cancel`` means a cancel is already on its way; a
+            # spawner on the stack under an eager task (``_SPAWNING``) is reached next time.
             if (
                 task is current
+                or task in _SPAWNING
                 or getattr(task, "_must_cancel", False)
                 or (waiter is not None and waiter.done())
             ):

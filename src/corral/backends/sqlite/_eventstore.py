@@ -46,22 +46,25 @@ _SET_VERSION: Final = (
     "INSERT INTO streams (stream, version) VALUES (?, ?) "
     "ON CONFLICT (stream) DO UPDATE SET version = excluded.version, deleted = 0"
 )
-_VISIBLE_FROM: Final = "coalesce((SELECT truncate_before FROM streams WHERE stream = ?1), 0)"
+# Named parameters: a parameter used twice is named once (numbered ones such as ``?1``
+# with a sequence of values raise a DeprecationWarning on early Python 3.12 releases).
+_VISIBLE_FROM: Final = "coalesce((SELECT truncate_before FROM streams WHERE stream = :stream), 0)"
 _READ_FORWARD: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream = ?1 AND version >= max(?2, {_VISIBLE_FROM}) "
-    "ORDER BY version LIMIT ?3"
+    f"SELECT {_COLUMNS} FROM events WHERE stream = :stream "
+    f"AND version >= max(:start, {_VISIBLE_FROM}) ORDER BY version LIMIT :count"
 )
 _READ_BACKWARD: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream = ?1 AND version <= ?2 "
-    f"AND version >= {_VISIBLE_FROM} ORDER BY version DESC LIMIT ?3"
+    f"SELECT {_COLUMNS} FROM events WHERE stream = :stream "
+    f"AND version <= :start AND version >= {_VISIBLE_FROM} ORDER BY version DESC LIMIT :count"
 )
 _READ_ALL: Final = f"SELECT {_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?"
 # A stream's last event is found through the (stream, version) index.
 _LIST_STREAMS: Final = (
     "SELECT s.stream, s.version, s.deleted, s.truncate_before, e.position, e.recorded_at "
     "FROM streams AS s JOIN events AS e ON e.stream = s.stream AND e.version = s.version "
-    "WHERE s.stream >= ?1 AND s.stream > ?2 AND substr(s.stream, 1, length(?1)) = ?1 "
-    "AND s.version > 0 ORDER BY s.stream LIMIT ?3"
+    "WHERE s.stream >= :prefix AND s.stream > :after "
+    "AND substr(s.stream, 1, length(:prefix)) = :prefix AND s.version > 0 "
+    "ORDER BY s.stream LIMIT :count"
 )
 _BY_ID: Final = f"SELECT {_COLUMNS} FROM events WHERE id = ?"
 _LAST_VERSION: Final = 2**62
@@ -345,7 +348,11 @@ class SqliteEventStore(EventStore):
         self, stream: str, start: int | None, backwards: bool, count: int
     ) -> list[RecordedEvent]:
         sql = _READ_BACKWARD if backwards else _READ_FORWARD
-        arguments = (stream, _LAST_VERSION if start is None else start, count)
+        arguments = {
+            "stream": stream,
+            "start": _LAST_VERSION if start is None else start,
+            "count": count,
+        }
         return await self._read(lambda c: _recorded(c.execute(sql, arguments).fetchall()))
 
     async def _fetch_all(self, start: int, count: int) -> list[RecordedEvent]:
@@ -355,7 +362,9 @@ class SqliteEventStore(EventStore):
 
     async def _fetch_streams(self, prefix: str, after: str, count: int) -> list[StreamInfo]:
         def query(connection: sqlite3.Connection) -> list[StreamInfo]:
-            rows = connection.execute(_LIST_STREAMS, (prefix, after, count)).fetchall()
+            rows = connection.execute(
+                _LIST_STREAMS, {"prefix": prefix, "after": after, "count": count}
+            ).fetchall()
             return [StreamInfo(n, v, bool(d), t, p, r) for n, v, d, t, p, r in rows]
 
         return await self._read(query)

@@ -29,8 +29,9 @@ _CREATE: Final = (
 )
 _LOAD: Final = f"SELECT position FROM {CHECKPOINT_TABLE} WHERE name = ?"
 _STORE: Final = (
-    f"INSERT INTO {CHECKPOINT_TABLE} (name, position) VALUES (?1, ?2) ON CONFLICT (name) "
-    "DO UPDATE SET position = excluded.position WHERE ?3 IS NULL OR position = ?3"
+    f"INSERT INTO {CHECKPOINT_TABLE} (name, position) VALUES (:name, :position) "
+    "ON CONFLICT (name) DO UPDATE SET position = excluded.position "
+    "WHERE :expected IS NULL OR position = :expected"
 )
 
 Parameters = Sequence[Any] | dict[str, Any]
@@ -267,7 +268,9 @@ class SqliteReadModel(ReadModel[SqliteTransaction]):
     ) -> bool:
         # No row counts as 0: the insert of a new checkpoint passes any expectation.
         def store(connection: sqlite3.Connection) -> bool:
-            cursor = connection.execute(_STORE, (name, position, expected))
+            cursor = connection.execute(
+                _STORE, {"name": name, "position": position, "expected": expected}
+            )
             stored = cursor.rowcount == 1
             cursor.close()
             return stored
