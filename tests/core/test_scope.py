@@ -532,3 +532,34 @@ async def test_many_scopes_with_deadlines_fire_in_order(virtual_clock: VirtualCl
             with corral.move_on_after(0.5):
                 pass
     assert fired == [pytest.approx(d) for d in (1, 2, 3, 4, 5)]
+
+
+@pytest.mark.corral_loops("eager")
+async def test_a_scope_cancelled_by_an_eager_task_leaves_its_host_no_cancellation() -> None:
+    # Under an eager task factory the new task runs inside create_task(), while the
+    # scope's host is on the stack. The host leaves the scope without waiting, so the
+    # cancellation never reaches it, and its next wait must not be cancelled either.
+    async def cancel(scope: CancelScope) -> None:
+        scope.cancel("from an eager task")
+
+    with CancelScope() as scope:
+        task = asyncio.get_running_loop().create_task(cancel(scope))
+        assert task.done()
+    assert scope.cancel_called
+    assert not scope.cancelled_caught
+    assert await asyncio.sleep(0, "after") == "after"
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.corral_loops("eager")
+async def test_a_host_that_waits_after_an_eager_task_cancelled_its_scope_is_cancelled() -> None:
+    async def cancel(scope: CancelScope) -> None:
+        scope.cancel("from an eager task")
+
+    reached = []
+    with CancelScope() as scope:
+        asyncio.get_running_loop().create_task(cancel(scope))
+        await asyncio.sleep(1)
+        reached.append("after the wait")
+    assert scope.cancelled_caught
+    assert reached == []

@@ -27,9 +27,9 @@ from ._reason import CancelSource
 from ._scope import (
     TASK_SCOPES,
     CancelScope,
-    create_adopted_task,
     current_task,
     needs_self_adoption,
+    run_adopted,
     wait_protected,
 )
 
@@ -206,7 +206,7 @@ class _Combinator:
         coro = item if type(item) is CoroutineType else _await_it(item)
         self._running += 1
         if self._wrap:
-            task = create_adopted_task(self._loop, self._region, coro)
+            task = self._loop.create_task(run_adopted(self._region, coro))
         else:
             task = self._loop.create_task(coro)
             self._region._adopt_task(task)

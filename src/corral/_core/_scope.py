@@ -40,13 +40,13 @@ T = TypeVar("T")
 __all__ = (
     "CancelScope",
     "CancelScopeStatistics",
-    "create_adopted_task",
     "current_effective_deadline",
     "fail_after",
     "fail_at",
     "move_on_after",
     "move_on_at",
     "needs_self_adoption",
+    "run_adopted",
     "wait_protected",
 )
 
@@ -100,6 +100,19 @@ _ENTERED: Final = 1
 _EXITED: Final = 2
 
 
+def _on_the_stack(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` is running although it is not the current task.
+
+    That is a task whose ``create_task()`` call runs a new task's first step at once (an
+    eager task factory). It waits for nothing, so a ``Task.cancel()`` now would only be
+    recorded, and on Python 3.12, whose ``Task.uncancel()`` does not withdraw a request
+    that was never delivered, it would outlive the scope that made it and cancel the
+    task's next wait after it.
+    """
+    coro = task.get_coro()
+    return bool(getattr(coro, "cr_running", False) or getattr(coro, "gi_running", False))
+
+
 def needs_self_adoption(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether children must adopt themselves (:func:`run_adopted`) on ``loop``.
 
@@ -115,34 +128,6 @@ async def run_adopted(scope: CancelScope, coro: Awaitable[T]) -> T:
     assert task is not None
     scope._adopt_task(task)
     return await coro
-
-
-# Tasks inside a create_task() call of create_adopted_task(). Under an eager task factory
-# the new task's first step runs inside that call, while the spawning task is still on
-# the stack: neither current nor waiting. If that step cancels a scope the spawner is in,
-# the spawner must not get a Task.cancel() then: on Python 3.12, whose uncancel() does
-# not withdraw a cancellation that was requested and never delivered, that request
-# would outlive the scope and cancel the spawner's next wait after it. The scope's next
-# delivery, one loop iteration later, reaches the spawner if it is still inside.
-_SPAWNING: Final[set[asyncio.Task[Any]]] = set()
-
-
-def create_adopted_task(
-    loop: asyncio.AbstractEventLoop,
-    scope: CancelScope,
-    coro: Awaitable[T],
-    name: str | None = None,
-) -> asyncio.Task[T]:
-    """``loop.create_task(run_adopted(scope, coro))``, for loops with a task factory,
-    which may run the task's first step at once (see :func:`needs_self_adoption`)."""
-    spawner = current_task()
-    if spawner is None:
-        return loop.create_task(run_adopted(scope, coro), name=name)
-    _SPAWNING.add(spawner)
-    try:
-        return loop.create_task(run_adopted(scope, coro), name=name)
-    finally:
-        _SPAWNING.discard(spawner)
 
 
 async def wait_protected(fut: asyncio.Future[Any]) -> None:
@@ -456,13 +441,13 @@ class CancelScope:
             found = True
             # A task whose waiter is already done is about to resume with its result;
             # cancelling now would throw that result away (a lost queue item), so wait
-            # for its next wait. ``_must_cancel`` means a cancel is already on its way; a
-            # spawner on the stack under an eager task (``_SPAWNING``) is reached next time.
+            # for its next wait. ``_must_cancel`` means a cancel is already on its way.
+            # A task on the stack is reached by the next delivery (see _on_the_stack).
             if (
                 task is current
-                or task in _SPAWNING
                 or getattr(task, "_must_cancel", False)
                 or (waiter is not None and waiter.done())
+                or (waiter is None and _on_the_stack(task))
             ):
                 continue
             task.cancel(reason)

@@ -11,7 +11,7 @@ from typing import Any, Final, Generic, Self, TypeVar
 from ..errors import ArgumentTypeError, UsageError
 from ._hooks import INSTRUMENTS
 from ._reason import CancelReason, CancelSource
-from ._scope import CancelScope, create_adopted_task, needs_self_adoption, wait_protected
+from ._scope import CancelScope, needs_self_adoption, run_adopted, wait_protected
 
 __all__ = ("TASK_STATUS_IGNORED", "TaskGroup", "TaskGroupStatistics", "TaskHandle", "TaskStatus")
 
@@ -265,9 +265,8 @@ class TaskGroup:
         if type(coro) is not CoroutineType and not isinstance(coro, Coroutine):
             raise _not_async("start_soon", fn, coro)
         if self._wrap:
-            task = create_adopted_task(loop, self._scope, coro, name)
-        else:
-            task = loop.create_task(coro, name=name)
+            coro = run_adopted(self._scope, coro)
+        task = loop.create_task(coro, name=name)
         self._adopt(task)
 
     def create_task(
@@ -290,10 +289,7 @@ class TaskGroup:
         except UsageError:
             coro.close()
             raise
-        if self._wrap:
-            task = create_adopted_task(loop, self._scope, coro, name)
-        else:
-            task = loop.create_task(coro, name=name)
+        task = loop.create_task(run_adopted(self._scope, coro) if self._wrap else coro, name=name)
         self._adopt(task)
         return TaskHandle(task)
 
@@ -330,10 +326,7 @@ class TaskGroup:
             raise
         if not isinstance(coro, Coroutine):
             raise _not_async("start", fn, coro)
-        if self._wrap:
-            task = create_adopted_task(loop, self._scope, coro, name)
-        else:
-            task = loop.create_task(coro, name=name)
+        task = loop.create_task(run_adopted(self._scope, coro) if self._wrap else coro, name=name)
         status._task = task
         if status._group is not None:  # an eager task may have called started() already
             self._starting[task] = future
