@@ -15,8 +15,10 @@ VIRTUAL_IDS = ["virtual"] + ["virtual-eager"] * HAS_EAGER
 
 
 def _project(pytester: pytest.Pytester, *ini_lines: str) -> None:
+    # The inner runs keep their tests in file order (their output is matched in order),
+    # also where pytest-randomly is installed.
     lines = "\n".join(ini_lines)
-    pytester.makeini(f"[pytest]\nfilterwarnings = error\n{lines}\n")
+    pytester.makeini(f"[pytest]\naddopts = -p no:randomly\nfilterwarnings = error\n{lines}\n")
 
 
 def test_strict_mode_runs_only_marked_tests(pytester: pytest.Pytester) -> None:
