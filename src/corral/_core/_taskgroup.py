@@ -11,7 +11,7 @@ from typing import Any, Final, Generic, Self, TypeVar
 from ..errors import ArgumentTypeError, UsageError
 from ._hooks import INSTRUMENTS
 from ._reason import CancelReason, CancelSource
-from ._scope import TASK_SCOPES, CancelScope, needs_self_adoption, run_adopted, wait_protected
+from ._scope import CancelScope, needs_self_adoption, run_adopted, wait_protected
 
 __all__ = ("TASK_STATUS_IGNORED", "TaskGroup", "TaskGroupStatistics", "TaskHandle", "TaskStatus")
 
@@ -347,28 +347,14 @@ class TaskGroup:
             return
         self._children.add(task)
         if not self._wrap:
-            # CancelScope._adopt_task, written out: this runs once per child
-            scope = self._scope
-            TASK_SCOPES[task] = scope
-            tasks = scope._tasks
-            if tasks is None:
-                scope._tasks = {task}
-            else:
-                tasks.add(task)
-            if scope._cancel_called and scope._delivery is None:
-                scope._resume_cancellation()
+            self._scope._adopt_task(task)
         task.add_done_callback(self._on_child_done)
         if INSTRUMENTS.active:
             INSTRUMENTS.task_spawned(task, asyncio.current_task())
 
     def _child_done(self, task: asyncio.Task[Any]) -> None:
         self._children.discard(task)
-        # CancelScope._release_task, written out: this runs once per child
-        scope = self._scope
-        if TASK_SCOPES.get(task) is scope:
-            del TASK_SCOPES[task]
-        if scope._tasks is not None:
-            scope._tasks.discard(task)
+        self._scope._release_task(task)
         if INSTRUMENTS.active:
             INSTRUMENTS.task_done(task)
         starting = self._starting.pop(task, None) if self._starting else None
