@@ -15,8 +15,9 @@ runs a tool inside it:
 The environment lives in `.venv` next to this file, or wherever the CORRAL_VENV
 environment variable points (a path relative to the repository, or absolute); CI uses
 that to run these very commands in a clean environment. The install step is repeated
-only when pyproject.toml changed since the last install: the environment keeps the hash
-of the pyproject.toml it was installed from in a stamp file.
+only when what it builds from changed since the last install (pyproject.toml, the build
+hook, or the C source of the compiled promise, which an editable install compiles): the
+environment keeps their hash in a stamp file.
 """
 
 from __future__ import annotations
@@ -60,9 +61,15 @@ def venv_python(env: Path) -> Path:
     return env / "bin" / "python"
 
 
+#: What an install builds from: a change to any of them means installing again.
+INSTALL_INPUTS = ("pyproject.toml", "hatch_build.py", "src/corral/_core/_promise_speedups.c")
+
+
 def pyproject_hash() -> str:
     """The stamp value: what the environment was installed from, and for which extras."""
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    digest = hashlib.sha256()
+    for name in INSTALL_INPUTS:
+        digest.update((ROOT / name).read_bytes())
     digest.update(EXTRAS.encode())
     return digest.hexdigest()
 
@@ -74,7 +81,7 @@ def run(command: Sequence[str | os.PathLike[str]]) -> int:
 
 
 def ensure_environment() -> Path:
-    """Create or reuse the environment; (re)install corral when pyproject.toml changed.
+    """Create or reuse the environment; (re)install corral when what it builds from changed.
 
     Returns the environment's Python interpreter.
     """
@@ -87,7 +94,7 @@ def ensure_environment() -> Path:
     wanted = pyproject_hash()
     if stamp.exists() and stamp.read_text().strip() == wanted:
         return python
-    print(f"installing corral[{EXTRAS}] into {env} (pyproject.toml changed since last install)")
+    print(f"installing corral[{EXTRAS}] into {env} (its build inputs changed since then)")
     code = run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
     if code == 0:
         code = run([python, "-m", "pip", "install", "--quiet", "-e", f".[{EXTRAS}]"])

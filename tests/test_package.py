@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import types
 import zipfile
 from pathlib import Path
@@ -158,3 +159,10 @@ def test_the_wheel_ships_py_typed(tmp_path: Path) -> None:
     assert "corral/py.typed" in names
     assert "corral/__init__.py" in names
     assert not any(name.startswith(("tests/", "benchmarks/")) for name in names)
+    # The compiled promise for this interpreter only, built for the wheel; not its source.
+    compiled = {name for name in names if name.startswith("corral/_core/_promise_speedups.")}
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    assert compiled == {
+        "corral/_core/_promise_speedups.pyi",
+        f"corral/_core/_promise_speedups{suffix}",
+    }

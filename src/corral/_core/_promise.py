@@ -28,12 +28,23 @@ import asyncio
 import concurrent.futures
 import contextlib
 import enum
+import os
 import reprlib
 import threading
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, NamedTuple, ParamSpec, TypeVar, cast, final, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    NamedTuple,
+    ParamSpec,
+    TypeVar,
+    cast,
+    final,
+    overload,
+)
 
 from ..errors import ArgumentTypeError, UsageError
 from ._hooks import INSTRUMENTS
@@ -46,6 +57,7 @@ from ._promise_jobs import (
     queue_for,
 )
 from ._promise_unhandled import RejectionWatch, set_unhandled_rejection_handler
+from ._speedups import load as _load_speedups
 
 __all__ = (
     "Promise",
@@ -60,7 +72,15 @@ U = TypeVar("U")
 E = TypeVar("E", bound=BaseException)
 P = ParamSpec("P")
 
-_get_running_loop = asyncio._get_running_loop
+# The compiled hot paths (see _promise_speedups.c), installed at the end of this module.
+_SPEEDUPS = _load_speedups()
+
+#: Whether the compiled hot paths are in use (see :mod:`._speedups`).
+ACCELERATED = _SPEEDUPS is not None
+
+# The compiled lookup remembers the running loop instead of asking asyncio each time
+# (which costs a getpid() system call on Python 3.11).
+_get_running_loop = asyncio._get_running_loop if _SPEEDUPS is None else _SPEEDUPS.running_loop
 _CancelledError = asyncio.CancelledError
 
 # Internal states; "settled" is ``state >= _FULFILLED``.
@@ -80,7 +100,7 @@ _PLAIN = frozenset(
 # One lock for every promise: registering and settling are short and never call user code
 # while holding it. Reentrant, because a finalizer (the unhandled-rejection handler) may run
 # code that touches promises while this thread holds it.
-_LOCK = threading.RLock()
+_LOCK = threading.RLock() if _SPEEDUPS is None else _SPEEDUPS.LOCK
 _acquire = _LOCK.acquire
 _release = _LOCK.release
 
@@ -132,8 +152,36 @@ class Resolvers(NamedTuple, Generic[T]):
     reject: Callable[[BaseException], bool]
 
 
+if TYPE_CHECKING or _SPEEDUPS is None:
+
+    class _PromiseFields:
+        """The fields of a promise, described in :meth:`Promise.__init__`.
+
+        With the compiled hot paths, the compiled ``PromiseCore`` takes this class's place:
+        the same fields in a C struct, and the compiled ``then``, ``_register`` and
+        ``_complete``.
+        """
+
+        __slots__ = (
+            "__weakref__",
+            "_arg1",
+            "_arg2",
+            "_handled",
+            "_loop",
+            "_reactions",
+            "_runner",
+            "_source",
+            "_state",
+            "_tb",
+            "_value",
+        )
+
+else:
+    _PromiseFields = _SPEEDUPS.PromiseCore
+
+
 @final
-class Promise(Generic[T]):
+class Promise(_PromiseFields, Generic[T]):
     """A value that will be known later: pending, then fulfilled or rejected, once.
 
     Settle it with :meth:`resolve` / :meth:`reject` (from any thread), react to it with
@@ -163,19 +211,7 @@ class Promise(Generic[T]):
     ``Promise`` is final: subclassing it raises :class:`~corral.errors.ArgumentTypeError`.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_arg1",
-        "_arg2",
-        "_handled",
-        "_loop",
-        "_reactions",
-        "_runner",
-        "_source",
-        "_state",
-        "_tb",
-        "_value",
-    )
+    __slots__ = ()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         raise ArgumentTypeError(
@@ -799,7 +835,7 @@ class Promise(Generic[T]):
 # ------------------------------------------------------------------------- routing
 
 
-_new = object.__new__
+_new = _PromiseFields.__new__
 
 
 def _derived(
@@ -1102,3 +1138,40 @@ def _exception_types(on: object) -> tuple[type[BaseException], ...]:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+# ------------------------------------------------------------------------- compiled
+
+
+def _install_speedups(speedups: Any) -> None:
+    """Put the compiled hot paths in place (the same behaviour, in C)."""
+    from ._promise_jobs import LoopJobs as Queue
+    from ._promise_jobs import drain_trampoline as drain
+    from ._promise_jobs import queue_for as lookup
+
+    compiled_drain = speedups.install(
+        Promise,
+        Queue,
+        {
+            "unknown": _UNKNOWN,
+            "plain": _PLAIN,
+            "queue_now": _queue_now,
+            "route": _route,
+            "wake_waiter": _wake_waiter,
+            "drain_trampoline": drain,
+            "queue_for": lookup,
+            "reject_with": _reject_with,
+            "not_callable_message": _not_callable_message,
+            "argument_type_error": ArgumentTypeError,
+        },
+    )
+    # The compiled base class has these: let lookups reach them.
+    for name in ("then", "_register", "_complete"):
+        delattr(Promise, name)
+    Queue.drain = compiled_drain  # type: ignore[method-assign]
+    os.register_at_fork(after_in_child=speedups.forget_running_loop)
+    os.register_at_fork(after_in_child=speedups.LOCK._at_fork_reinit)
+
+
+if _SPEEDUPS is not None:
+    _install_speedups(_SPEEDUPS)
