@@ -370,11 +370,14 @@ def _cpu_model() -> str:
 
 
 def machine_info() -> dict[str, str]:
-    """The machine a run happened on, and when (UTC)."""
+    """The machine a run happened on, and when (UTC), and which promise core ran."""
+    from corral._core import _promise
+
     return {
         "cpu": _cpu_model(),
         "cores": str(os.cpu_count() or "unknown"),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "promise": "compiled" if _promise.ACCELERATED else "pure Python",
         "os": platform.platform(terse=True),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -484,8 +487,8 @@ def to_markdown(report: Report) -> str:
     machine = report.machine
     lines = [
         f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores), "
-        f"{machine['python']}, {machine['os']}; best of {report.repeat}"
-        + (" (smoke sizes, not meaningful)." if report.smoke else "."),
+        f"{machine['python']} ({machine['promise']} promise), {machine['os']}; "
+        f"best of {report.repeat}" + (" (smoke sizes, not meaningful)." if report.smoke else "."),
         "",
         "| workload | case | best | vs baseline |",
         "|---|---|---:|---:|",

@@ -289,4 +289,5 @@ def test_reports_render_as_text_markdown_and_json() -> None:
     data = json.loads(_harness.to_json_text(report))
     assert data["workloads"][0]["cases"][0]["best_seconds"] == 1
     assert data["workloads"][0]["floors"][0]["held"] is True
-    assert set(data["machine"]) == {"cpu", "cores", "python", "os", "date"}
+    assert set(data["machine"]) == {"cpu", "cores", "python", "promise", "os", "date"}
+    assert data["machine"]["promise"] in ("compiled", "pure Python")

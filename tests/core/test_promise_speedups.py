@@ -223,6 +223,11 @@ def test_a_new_promise_reads_as_it_was_made() -> None:
     assert (promise._runner, promise._source, promise._arg1, promise._arg2) == (None,) * 4
 
 
+def test_a_promise_takes_no_arguments() -> None:
+    with pytest.raises(TypeError, match="argument"):
+        Promise(1)  # type: ignore[call-arg]
+
+
 def job_of(promise: Promise[Any]) -> tuple[Any, ...]:
     return (promise._runner, promise._source, promise._arg1, promise._arg2)
 
@@ -244,6 +249,28 @@ def test_a_derived_promise_reads_as_it_was_made() -> None:
     head.resolve(1)
     assert child.result() == 2
     assert job_of(child) == (None, None, None, None)  # a settled promise keeps no job
+
+
+@compiled
+def test_the_job_and_the_outcome_share_their_fields_by_state() -> None:
+    promise: Promise[int] = Promise()
+    promise._arg1 = print  # a pending promise has a job's fields...
+    assert promise._arg1 is print
+    assert promise._tb is None  # ...and no outcome: the shared field reads as None here
+    with pytest.raises(RuntimeError, match="_value of a pending promise"):
+        promise._value = 1
+    with pytest.raises(RuntimeError, match="settled promise"):
+        promise._handled = object()  # only a settled promise can have a watch
+    promise._arg1 = None
+    promise.reject(ValueError("no"))
+    assert isinstance(promise._value, ValueError)
+    assert promise._tb is None  # rejected with no traceback: never raised
+    assert promise._arg1 is None
+    with pytest.raises(RuntimeError, match="_source of a settled promise"):
+        promise._source = promise
+    assert promise._handled is not False  # watched: reported if nobody looks
+    assert isinstance(promise.exception(), ValueError)
+    assert promise._handled is True
 
 
 def test_promises_can_be_weakly_referenced() -> None:

@@ -1165,8 +1165,9 @@ def _install_speedups(speedups: Any) -> None:
             "argument_type_error": ArgumentTypeError,
         },
     )
-    # The compiled base class has these: let lookups reach them.
-    for name in ("then", "_register", "_complete"):
+    # The compiled base class has these: let lookups reach them. (Its __new__ makes a
+    # promise as __init__ would: pending, unhandled, every other field None.)
+    for name in ("__init__", "then", "_register", "_complete"):
         delattr(Promise, name)
     Queue.drain = compiled_drain  # type: ignore[method-assign]
     os.register_at_fork(after_in_child=speedups.forget_running_loop)

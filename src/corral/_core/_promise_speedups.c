@@ -229,28 +229,34 @@ static PyObject *STATE_OBJECTS[4];
 
 static PyObject *RUN_THEN = NULL; /* the compiled then() runner: run_then(child, queue) */
 
-/* The fields of a promise; _promise.py documents each under the same name. An object field
-   holding NULL reads as None from Python: a derived promise leaves its unused fields NULL,
-   so the garbage collector has less to visit in a long chain. */
+/* The fields of a promise; _promise.py documents each under the same name.
+
+   A pending promise uses its job's fields (_source, _arg1, _arg2) and a settled one its
+   outcome's (_value, _tb, and the RejectionWatch in _handled): never both, since a
+   promise drops its job before it settles. So each pair shares one pointer, read and
+   written from Python through the getters and setters below, which look at the state.
+   Eight words after the object header keep a promise in 96 bytes, which is what a long
+   chain costs the garbage collector and the memory allocator.
+
+   An object field holding NULL reads as None from Python. */
+enum { UNHANDLED = 0, HANDLED = 1, WATCHED = 2 };
+
 typedef struct {
     PyObject_HEAD
-    /* First what the garbage collector visits in a pending promise, so that a long
-       pending chain costs it as few cache lines as can be. */
     PyObject *reactions;
-    PyObject *source;
-    PyObject *arg1;
+    PyObject *source_or_value; /* pending: _source; settled: _value */
+    PyObject *arg1_or_tb;      /* pending: _arg1; settled: _tb */
     PyObject *loop;
-    PyObject *arg2;
+    PyObject *arg2_or_watch;   /* pending: _arg2; settled and WATCHED: the RejectionWatch */
     int state;
-    PyObject *value;
-    PyObject *tb;
-    PyObject *handled;
+    int handled;               /* _handled: False, True, or WATCHED (the watch object) */
     PyObject *runner;
     PyObject *weakreflist;
 } PromiseObject;
 
 #define P(obj) ((PromiseObject *)(obj))
 #define OR_NONE(field) ((field) == NULL ? Py_None : (field))
+#define SETTLED(obj) (P(obj)->state >= FULFILLED)
 
 /* Store a new reference to `value` (NULL for None) in `*field`, dropping what was there. */
 static inline void
@@ -277,23 +283,16 @@ store(PyObject **field, PyObject *value)
         }                                                                                  \
     } while (0)
 
-/* What a promise refers to that may be part of a cycle. Not visited: the runner, always
-   one of the module-level runner functions (kept alive by their modules), and, while the
-   promise is pending, its value, traceback and handled flag, which hold None, True or False
-   until it settles. */
+/* What a promise refers to. Not visited: the runner, always one of the module-level
+   runner functions, which their modules keep alive. */
 static int
 PromiseCore_traverse(PromiseObject *self, visitproc visit, void *arg)
 {
     VISIT_FIELD(self->reactions);
-    VISIT_FIELD(self->source);
-    VISIT_FIELD(self->arg1);
+    VISIT_FIELD(self->source_or_value);
+    VISIT_FIELD(self->arg1_or_tb);
     VISIT_FIELD(self->loop);
-    VISIT_FIELD(self->arg2);
-    if (self->state >= FULFILLED) {
-        VISIT_FIELD(self->value);
-        VISIT_FIELD(self->tb);
-        VISIT_FIELD(self->handled);
-    }
+    VISIT_FIELD(self->arg2_or_watch);
     return 0;
 }
 
@@ -310,15 +309,12 @@ Promise_traverse(PromiseObject *self, visitproc visit, void *arg)
 static int
 PromiseCore_clear(PromiseObject *self)
 {
-    Py_CLEAR(self->value);
-    Py_CLEAR(self->tb);
     Py_CLEAR(self->reactions);
+    Py_CLEAR(self->source_or_value);
+    Py_CLEAR(self->arg1_or_tb);
     Py_CLEAR(self->loop);
-    Py_CLEAR(self->handled);
+    Py_CLEAR(self->arg2_or_watch);
     Py_CLEAR(self->runner);
-    Py_CLEAR(self->source);
-    Py_CLEAR(self->arg1);
-    Py_CLEAR(self->arg2);
     return 0;
 }
 
@@ -335,27 +331,103 @@ PromiseCore_dealloc(PromiseObject *self)
 }
 
 static PyObject *
-PromiseCore_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwargs))
+PromiseCore_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *self = type->tp_alloc(type, 0);
-    if (self != NULL) {
-        Py_INCREF(Py_False);
-        P(self)->handled = Py_False;
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", type->tp_name);
+        return NULL;
     }
-    return self;
+    return type->tp_alloc(type, 0); /* zeroed: pending, unhandled, every field None */
 }
+
+/* The shared fields from Python. `closure` says which pointer and which phase. */
+typedef struct {
+    Py_ssize_t offset;
+    int settled; /* 1: the settled meaning (_value, _tb); 0: the pending one (_source, ...) */
+    const char *name;
+} SharedField;
+
+static const SharedField FIELD_SOURCE = {offsetof(PromiseObject, source_or_value), 0, "_source"};
+static const SharedField FIELD_VALUE = {offsetof(PromiseObject, source_or_value), 1, "_value"};
+static const SharedField FIELD_ARG1 = {offsetof(PromiseObject, arg1_or_tb), 0, "_arg1"};
+static const SharedField FIELD_TB = {offsetof(PromiseObject, arg1_or_tb), 1, "_tb"};
+static const SharedField FIELD_ARG2 = {offsetof(PromiseObject, arg2_or_watch), 0, "_arg2"};
+
+#define FIELD_AT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+static PyObject *
+shared_get(PyObject *self, void *closure)
+{
+    const SharedField *field = closure;
+    if (SETTLED(self) != field->settled) {
+        Py_RETURN_NONE; /* the other phase's field: this one is None */
+    }
+    return Py_NewRef(OR_NONE(FIELD_AT(self, field->offset)));
+}
+
+static int
+shared_set(PyObject *self, PyObject *value, void *closure)
+{
+    const SharedField *field = closure;
+    if (value == NULL) {
+        value = Py_None; /* del: back to None */
+    }
+    if (SETTLED(self) != field->settled) {
+        if (value == Py_None) {
+            return 0; /* None already */
+        }
+        PyErr_Format(PyExc_RuntimeError, "%s of a %s promise cannot be set", field->name,
+                     SETTLED(self) ? "settled" : "pending");
+        return -1;
+    }
+    store(&FIELD_AT(self, field->offset), value);
+    return 0;
+}
+
+static PyObject *
+handled_get(PyObject *self, void *Py_UNUSED(closure))
+{
+    if (P(self)->handled == WATCHED) {
+        return Py_NewRef(OR_NONE(P(self)->arg2_or_watch));
+    }
+    return PyBool_FromLong(P(self)->handled == HANDLED);
+}
+
+static int
+handled_set(PyObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == Py_True || value == Py_False) {
+        if (P(self)->handled == WATCHED) {
+            Py_CLEAR(P(self)->arg2_or_watch);
+        }
+        P(self)->handled = value == Py_True ? HANDLED : UNHANDLED;
+        return 0;
+    }
+    if (value == NULL || value == Py_None || !SETTLED(self)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "_handled is True, False, or the watch of a settled promise");
+        return -1;
+    }
+    store(&P(self)->arg2_or_watch, value);
+    P(self)->handled = WATCHED;
+    return 0;
+}
+
+static PyGetSetDef PromiseCore_getset[] = {
+    {"_source", shared_get, shared_set, NULL, (void *)&FIELD_SOURCE},
+    {"_value", shared_get, shared_set, NULL, (void *)&FIELD_VALUE},
+    {"_arg1", shared_get, shared_set, NULL, (void *)&FIELD_ARG1},
+    {"_tb", shared_get, shared_set, NULL, (void *)&FIELD_TB},
+    {"_arg2", shared_get, shared_set, NULL, (void *)&FIELD_ARG2},
+    {"_handled", handled_get, handled_set, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
 
 static PyMemberDef PromiseCore_members[] = {
     {"_state", T_INT, offsetof(PromiseObject, state), 0, NULL},
-    {"_value", T_OBJECT, offsetof(PromiseObject, value), 0, NULL},
-    {"_tb", T_OBJECT, offsetof(PromiseObject, tb), 0, NULL},
     {"_reactions", T_OBJECT, offsetof(PromiseObject, reactions), 0, NULL},
     {"_loop", T_OBJECT, offsetof(PromiseObject, loop), 0, NULL},
-    {"_handled", T_OBJECT, offsetof(PromiseObject, handled), 0, NULL},
     {"_runner", T_OBJECT, offsetof(PromiseObject, runner), 0, NULL},
-    {"_source", T_OBJECT, offsetof(PromiseObject, source), 0, NULL},
-    {"_arg1", T_OBJECT, offsetof(PromiseObject, arg1), 0, NULL},
-    {"_arg2", T_OBJECT, offsetof(PromiseObject, arg2), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -565,20 +637,22 @@ static int
 register_impl(PyObject *self, PyObject *entry)
 {
     lock_enter(LOCK);
-    PyObject *handled = P(self)->handled;
-    if (handled != Py_True) {
-        /* Stored as is (not through store(), which keeps None as NULL). */
-        P(self)->handled = Py_NewRef(Py_True);
-        if (handled != NULL && handled != Py_False) {
-            PyObject *result = PyObject_CallMethodNoArgs(handled, str_disarm);
+    if (P(self)->handled != HANDLED) {
+        PyObject *watch = NULL;
+        if (P(self)->handled == WATCHED) {
+            watch = P(self)->arg2_or_watch; /* taken over */
+            P(self)->arg2_or_watch = NULL;
+        }
+        P(self)->handled = HANDLED;
+        if (watch != NULL) {
+            PyObject *result = PyObject_CallMethodNoArgs(watch, str_disarm);
+            Py_DECREF(watch);
             if (result == NULL) {
-                Py_DECREF(handled);
                 lock_exit(LOCK);
                 return -1;
             }
             Py_DECREF(result);
         }
-        Py_XDECREF(handled);
     }
     if (P(self)->state >= FULFILLED) {
         lock_exit(LOCK);
@@ -730,9 +804,14 @@ complete_impl(PyObject *self, int state, PyObject *value, PyObject *tb, int expe
         Py_DECREF(queue);
         return 0;
     }
-    store(&P(self)->value, value);
-    store(&P(self)->tb, tb);
-    if (state == REJECTED && (P(self)->handled == NULL || P(self)->handled == Py_False)) {
+    /* The job's fields are empty by now (a runner clears them before it settles its
+       promise); the outcome takes their place. */
+    store(&P(self)->source_or_value, value);
+    store(&P(self)->arg1_or_tb, tb);
+    Py_CLEAR(P(self)->arg2_or_watch);
+    /* Publish before routing (see _promise.py). */
+    P(self)->state = state;
+    if (state == REJECTED && P(self)->handled == UNHANDLED) {
         PyObject *result = PyObject_CallMethodOneArg(self, str_watch_rejection, value);
         if (result == NULL) {
             failed = 1;
@@ -740,8 +819,6 @@ complete_impl(PyObject *self, int state, PyObject *value, PyObject *tb, int expe
         }
         Py_DECREF(result);
     }
-    /* Publish before routing (see _promise.py). */
-    P(self)->state = state;
     PyObject *reactions = OR_NONE(P(self)->reactions);
     if (reactions != Py_None) {
         Py_INCREF(reactions);
@@ -852,11 +929,10 @@ derived(PyObject *loop, PyObject *runner, PyObject *source, PyObject *arg1, PyOb
     /* tp_alloc zeroed the rest: value, tb and reactions read as None. */
     P(child)->state = FOLLOWING;
     store(&P(child)->loop, loop);
-    P(child)->handled = Py_NewRef(Py_False);
     store(&P(child)->runner, runner);
-    store(&P(child)->source, source);
-    store(&P(child)->arg1, arg1);
-    store(&P(child)->arg2, arg2);
+    store(&P(child)->source_or_value, source);
+    store(&P(child)->arg1_or_tb, arg1);
+    store(&P(child)->arg2_or_watch, arg2);
     return child;
 }
 
@@ -962,18 +1038,22 @@ take_exception(void)
 static int
 run_then_impl(PyObject *child, PyObject *queue)
 {
-    PyObject *source = OR_NONE(P(child)->source);
-    PyObject *on_fulfilled = OR_NONE(P(child)->arg1);
-    PyObject *on_rejected = OR_NONE(P(child)->arg2);
-    Py_INCREF(source);
+    /* Take the job out of the promise: a settled promise keeps no job. */
+    PyObject *source = P(child)->source_or_value;
+    PyObject *on_fulfilled = OR_NONE(P(child)->arg1_or_tb);
+    PyObject *on_rejected = OR_NONE(P(child)->arg2_or_watch);
+    if (source == NULL || Py_TYPE(source) != PromiseType || !SETTLED(source)) {
+        PyErr_SetString(PyExc_RuntimeError, "a then() job ran before its promise settled");
+        return -1;
+    }
     Py_INCREF(on_fulfilled);
     Py_INCREF(on_rejected);
+    P(child)->source_or_value = NULL; /* its reference is ours now */
+    Py_CLEAR(P(child)->arg1_or_tb);
+    Py_CLEAR(P(child)->arg2_or_watch);
     store(&P(child)->runner, Py_None);
-    store(&P(child)->source, Py_None);
-    store(&P(child)->arg1, Py_None);
-    store(&P(child)->arg2, Py_None);
     int outcome = -1;
-    PyObject *value = OR_NONE(P(source)->value);
+    PyObject *value = OR_NONE(P(source)->source_or_value);
     Py_INCREF(value);
     PyObject *callback;
     if (P(source)->state == FULFILLED) {
@@ -986,8 +1066,8 @@ run_then_impl(PyObject *child, PyObject *queue)
     else {
         callback = on_rejected;
         if (callback == Py_None) {
-            outcome = complete_impl(child, REJECTED, value, OR_NONE(P(source)->tb), FOLLOWING,
-                                    queue);
+            PyObject *tb = OR_NONE(P(source)->arg1_or_tb);
+            outcome = complete_impl(child, REJECTED, value, tb, FOLLOWING, queue);
             goto done;
         }
     }
@@ -1151,6 +1231,7 @@ static PyTypeObject PromiseCoreType = {
     .tp_weaklistoffset = offsetof(PromiseObject, weakreflist),
     .tp_methods = PromiseCore_methods,
     .tp_members = PromiseCore_members,
+    .tp_getset = PromiseCore_getset,
 };
 
 static PyMethodDef drain_def = {

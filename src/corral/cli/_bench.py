@@ -49,7 +49,8 @@ def _render(console: Console, report: Report) -> None:
 
     machine = report.machine
     console.print(
-        f"[bold]{machine['cpu']}[/bold], {machine['cores']} cores, {machine['python']}, "
+        f"[bold]{machine['cpu']}[/bold], {machine['cores']} cores, {machine['python']} "
+        f"({machine['promise']} promise), "
         f"{machine['os']}, {machine['date']}"
     )
     mode = "smoke run: tiny sizes, floors not judged" if report.smoke else "full run"
