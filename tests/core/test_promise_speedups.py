@@ -260,7 +260,7 @@ def test_the_job_and_the_outcome_share_their_fields_by_state() -> None:
     with pytest.raises(RuntimeError, match="_value of a pending promise"):
         promise._value = 1
     with pytest.raises(RuntimeError, match="settled promise"):
-        promise._handled = object()  # only a settled promise can have a watch
+        promise._handled = object()  # type: ignore[assignment]  # only a settled one has a watch
     promise._arg1 = None
     promise.reject(ValueError("no"))
     assert isinstance(promise._value, ValueError)
