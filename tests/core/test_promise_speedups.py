@@ -160,7 +160,7 @@ def test_a_waiting_thread_gets_the_lock_once_it_is_released() -> None:
 
 @compiled
 def test_the_running_loop_is_the_one_running_in_this_thread() -> None:
-    lookup = _promise._get_running_loop
+    lookup = _speedups.running_loop
     assert lookup() is None
 
     async def inside() -> Any:
@@ -173,7 +173,7 @@ def test_the_running_loop_is_the_one_running_in_this_thread() -> None:
 
 @compiled
 def test_each_thread_sees_its_own_running_loop() -> None:
-    lookup = _promise._get_running_loop
+    lookup = _speedups.running_loop
     seen: dict[str, bool] = {}
     ready = threading.Barrier(2, timeout=TIMEOUT)
 
@@ -196,12 +196,12 @@ def test_each_thread_sees_its_own_running_loop() -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_does_not_see_its_parents_loop() -> None:
     async def fork_inside_the_loop() -> int:
-        assert _promise._get_running_loop() is asyncio.get_running_loop()
+        assert _speedups.running_loop() is asyncio.get_running_loop()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
             pid = os.fork()
         if pid == 0:  # the child: its copy of the loop does not run here
-            os._exit(0 if _promise._get_running_loop() is None else 1)
+            os._exit(0 if _speedups.running_loop() is None else 1)
         return pid
 
     _, status = os.waitpid(asyncio.run(fork_inside_the_loop()), 0)

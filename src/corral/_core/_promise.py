@@ -57,7 +57,8 @@ from ._promise_jobs import (
     queue_for,
 )
 from ._promise_unhandled import RejectionWatch, set_unhandled_rejection_handler
-from ._speedups import load as _load_speedups
+from ._speedups import MODULE as _SPEEDUPS
+from ._speedups import running_loop as _get_running_loop
 
 __all__ = (
     "Promise",
@@ -72,15 +73,9 @@ U = TypeVar("U")
 E = TypeVar("E", bound=BaseException)
 P = ParamSpec("P")
 
-# The compiled hot paths (see _promise_speedups.c), installed at the end of this module.
-_SPEEDUPS = _load_speedups()
-
-#: Whether the compiled hot paths are in use (see :mod:`._speedups`).
+#: Whether the compiled hot paths are in use (see :mod:`._speedups`); they are installed
+#: at the end of this module.
 ACCELERATED = _SPEEDUPS is not None
-
-# The compiled lookup remembers the running loop instead of asking asyncio each time
-# (which costs a getpid() system call on Python 3.11).
-_get_running_loop = asyncio._get_running_loop if _SPEEDUPS is None else _SPEEDUPS.running_loop
 _CancelledError = asyncio.CancelledError
 
 # Internal states; "settled" is ``state >= _FULFILLED``.
@@ -1170,7 +1165,6 @@ def _install_speedups(speedups: Any) -> None:
     for name in ("__init__", "then", "_register", "_complete"):
         delattr(Promise, name)
     Queue.drain = compiled_drain  # type: ignore[method-assign]
-    os.register_at_fork(after_in_child=speedups.forget_running_loop)
     os.register_at_fork(after_in_child=speedups.LOCK._at_fork_reinit)
 
 

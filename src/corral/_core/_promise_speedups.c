@@ -296,16 +296,6 @@ PromiseCore_traverse(PromiseObject *self, visitproc visit, void *arg)
     return 0;
 }
 
-/* The traverse of Promise, the Python class over PromiseCore, which adds no field: what
-   subtype_traverse would do for it (visit the heap type, then PromiseCore's fields)
-   without walking the class hierarchy for every object. install() puts it in place. */
-static int
-Promise_traverse(PromiseObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    return PromiseCore_traverse(self, visit, arg);
-}
-
 static int
 PromiseCore_clear(PromiseObject *self)
 {
@@ -328,6 +318,24 @@ PromiseCore_dealloc(PromiseObject *self)
     PromiseCore_clear(self);
     PyTypeObject *type = Py_TYPE(self);
     type->tp_free((PyObject *)self);
+}
+
+/* The dealloc of Promise, the Python class over PromiseCore: what subtype_dealloc does for
+   a class that adds no field, no __del__ and no weak references of its own (install()
+   checks), with the trashcan that keeps freeing a long chain from recursing deeply. */
+static void
+Promise_dealloc(PromiseObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, Promise_dealloc)
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    PromiseCore_clear(self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+    Py_TRASHCAN_END
 }
 
 static PyObject *
@@ -1314,7 +1322,15 @@ speedups_install(PyObject *Py_UNUSED(module), PyObject *args)
                         "install(): the promise class must have no __dict__ and no slots");
         return NULL;
     }
-    promise->tp_traverse = (traverseproc)Promise_traverse;
+    if (promise->tp_finalize != NULL || promise->tp_del != NULL) {
+        PyErr_SetString(PyExc_TypeError, "install(): the promise class must have no __del__");
+        return NULL;
+    }
+    /* Promise's instances need no more than PromiseCore's traverse: subtype_traverse
+       would walk the class hierarchy for each object to find nothing more, then visit
+       the class itself, which this module keeps alive for good (PromiseType). */
+    promise->tp_traverse = (traverseproc)PromiseCore_traverse;
+    promise->tp_dealloc = (destructor)Promise_dealloc;
     Py_INCREF(promise_type);
     Py_XSETREF(PromiseType, promise);
     Py_INCREF(queue_type);

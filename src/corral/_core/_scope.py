@@ -61,11 +61,13 @@ if sys.version_info >= (3, 12):
             return None
 
 else:  # 3.11: asyncio.current_task is Python; read the C registry it wraps directly
-    from _asyncio import _current_tasks, _get_running_loop  # type: ignore[attr-defined]
+    from _asyncio import _current_tasks  # type: ignore[attr-defined]
+
+    from ._speedups import running_loop as _running_loop
 
     def current_task() -> asyncio.Task[Any] | None:
         """The running task (asyncio.current_task without its Python-level wrapper)."""
-        return _current_tasks.get(_get_running_loop())  # type: ignore[no-any-return]
+        return _current_tasks.get(_running_loop())  # type: ignore[no-any-return]
 
 
 _current_task = current_task

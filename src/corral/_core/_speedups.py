@@ -13,13 +13,15 @@ Python until the module is built again (``python3 dev.py setup``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ("PURE_PYTHON_VARIABLE", "load")
+__all__ = ("MODULE", "PURE_PYTHON_VARIABLE", "load", "running_loop")
 
 #: The environment variable that turns the compiled promise off.
 PURE_PYTHON_VARIABLE = "CORRAL_PURE_PYTHON"
@@ -47,3 +49,16 @@ def load() -> ModuleType | None:
             )
             return None
     return _promise_speedups
+
+
+#: The compiled module in use, or ``None``.
+MODULE = load()
+
+if MODULE is not None:  # a forked child must not take its parent's loop for its own
+    os.register_at_fork(after_in_child=MODULE.forget_running_loop)
+
+#: ``asyncio._get_running_loop``, or the compiled lookup that remembers the loop found
+#: last (on Python 3.11 asyncio's makes a ``getpid()`` system call each time).
+running_loop: Callable[[], asyncio.AbstractEventLoop | None] = (
+    asyncio._get_running_loop if MODULE is None else MODULE.running_loop
+)
