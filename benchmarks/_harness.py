@@ -45,8 +45,10 @@ __all__ = (
     "WorkloadResult",
     "async_case",
     "discover",
+    "judged",
     "machine_info",
     "run",
+    "run_workload",
     "sync_case",
     "timed_case",
 )
@@ -393,6 +395,7 @@ def run(
     smoke: bool = False,
     repeat: int | None = None,
     progress: Progress | None = None,
+    isolate: bool = False,
 ) -> Report:
     """Run ``workloads`` and judge their floors.
 
@@ -402,6 +405,9 @@ def run(
             reported but a smoke run never fails on them.
         repeat: runs per case (best kept); default 1 for smoke runs, else 5.
         progress: called before every timed run, for progress displays.
+        isolate: run each workload in a fresh interpreter (see
+            :mod:`benchmarks._isolation`); the workloads must be ones :func:`discover`
+            finds by name.
 
     Returns:
         The report. A case that raised has ``error`` set and ``Report.ok`` is false.
@@ -409,13 +415,17 @@ def run(
     runs = repeat if repeat is not None else (1 if smoke else DEFAULT_REPEAT)
     if runs < 1:
         raise InvalidArgumentError(f"repeat must be at least 1, got {runs}")
-    results = [_run_workload(w, smoke=smoke, runs=runs, progress=progress) for w in workloads]
+    one = run_workload
+    if isolate:
+        from benchmarks._isolation import run_in_worker as one
+    results = [one(w, smoke=smoke, runs=runs, progress=progress) for w in workloads]
     return Report(machine_info(), smoke, runs, results)
 
 
-def _run_workload(
+def run_workload(
     workload: Workload, *, smoke: bool, runs: int, progress: Progress | None
 ) -> WorkloadResult:
+    """Run one workload in this process: its cases interleaved, ``runs`` times each."""
     n = workload.smoke_n if smoke else workload.n
     cases = {case.name: CaseResult(case.name) for case in workload.cases}
     for attempt in range(runs):
@@ -432,8 +442,13 @@ def _run_workload(
                 outcome.unavailable = str(exc)
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
+    return judged(workload, n, list(cases.values()))
+
+
+def judged(workload: Workload, n: int, cases: list[CaseResult]) -> WorkloadResult:
+    """The result of ``workload`` at size ``n`` with these case results, floors judged."""
     result = WorkloadResult(
-        workload.name, workload.title, n, workload.unit, workload.baseline, list(cases.values())
+        workload.name, workload.title, n, workload.unit, workload.baseline, cases
     )
     best = result.best_times()
     result.floors = [floor.judge(best) for floor in workload.floors]

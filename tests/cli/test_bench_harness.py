@@ -291,3 +291,77 @@ def test_reports_render_as_text_markdown_and_json() -> None:
     assert data["workloads"][0]["floors"][0]["held"] is True
     assert set(data["machine"]) == {"cpu", "cores", "python", "promise", "os", "date"}
     assert data["machine"]["promise"] in ("compiled", "pure Python")
+
+
+# ---------------------------------------------------------------- isolated workloads
+
+
+def test_an_isolated_run_measures_each_workload_in_a_worker_process() -> None:
+    from benchmarks import _isolation
+
+    workloads = _harness.discover(["retry", "promise-await"])
+    seen: list[tuple[str, str, int]] = []
+    report = _harness.run(
+        workloads,
+        smoke=True,
+        repeat=2,
+        isolate=True,
+        progress=lambda workload, case, attempt: seen.append((workload.name, case.name, attempt)),
+    )
+    expected = [
+        (workload.name, case.name, attempt)
+        for workload in workloads
+        for attempt in range(2)
+        for case in workload.cases
+    ]
+    assert seen == expected  # announced by the workers, run by run, in order
+    for result in report.workloads:
+        assert all(len(case.times) == 2 and case.error is None for case in result.cases)
+        assert len(result.floors) == len(_harness.discover([result.name])[0].floors)
+    assert _isolation.worker_command(workloads[0], smoke=True, runs=2)[1:4] == [
+        "-m",
+        "benchmarks",
+        "--worker",
+    ]
+
+
+def test_a_worker_that_dies_fails_every_case_of_its_workload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from benchmarks import _isolation
+
+    script = "import sys; print('not a protocol line'); sys.stderr.write('boom'); sys.exit(3)"
+    monkeypatch.setattr(
+        _isolation, "worker_command", lambda *args, **kwargs: [sys.executable, "-c", script]
+    )
+    (workload,) = _harness.discover(["retry"])
+    report = _harness.run([workload], smoke=True, isolate=True)
+    (result,) = report.workloads
+    assert not report.ok
+    for case in result.cases:
+        assert case.times == []
+        assert case.error is not None
+        assert "exited with status 3 without a result: boom" in case.error
+
+
+def test_a_worker_reports_cases_that_could_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from benchmarks import _isolation
+
+    (workload,) = _harness.discover(["retry"])
+    names = [case.name for case in workload.cases]
+    cases: list[dict[str, object]] = [
+        {"name": name, "times": [], "unavailable": "no such peer", "error": None} for name in names
+    ]
+    line = _isolation.MARKER + json.dumps({"cases": cases})
+    script = f"print({line!r})"
+    monkeypatch.setattr(
+        _isolation, "worker_command", lambda *args, **kwargs: [sys.executable, "-c", script]
+    )
+    report = _harness.run([workload], smoke=True, isolate=True)
+    (result,) = report.workloads
+    assert [case.unavailable for case in result.cases] == ["no such peer"] * len(names)
+    assert all(floor.held is None for floor in result.floors)  # not judged

@@ -115,7 +115,7 @@ def run_bench(
             progress.update(bar, description=description, completed=started)
             started += 1
 
-        report = _harness.run(workloads, smoke=smoke, repeat=runs, progress=show)
+        report = _harness.run(workloads, smoke=smoke, repeat=runs, progress=show, isolate=True)
     if json_file is not None:
         json_file.write_text(_harness.to_json_text(report), encoding="utf-8")
     if markdown:
