@@ -10,8 +10,10 @@ worker processes for the same reason.
 
 The parent runs ``python -m benchmarks --worker NAME`` from the checkout. The worker runs
 the workload as :func:`benchmarks._harness.run` would in process and writes, one JSON
-line each, a message before every timed run (for the progress display) and the case
-results at the end. Lines it prints otherwise are passed on to standard error.
+line each, a message before every timed run (for the progress display) and, at the end,
+the case results and the floors, judged where the cases ran (some floors read what a
+case recorded, such as the batch calls a loader made). Lines it prints otherwise are
+passed on to standard error.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from benchmarks._harness import (
     Case,
     CaseResult,
+    FloorResult,
     Progress,
     Workload,
     WorkloadResult,
@@ -63,6 +66,7 @@ def run_in_worker(
     """
     cases_by_name = {case.name: case for case in workload.cases}
     results: list[CaseResult] | None = None
+    floors: list[FloorResult] = []
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as errors:
         with subprocess.Popen(
             worker_command(workload, smoke=smoke, runs=runs),
@@ -83,6 +87,7 @@ def run_in_worker(
                     progress(workload, cases_by_name[name], attempt)
                 elif "cases" in message:
                     results = [_case_from_json(case) for case in message["cases"]]
+                    floors = [_floor_from_json(floor) for floor in message["floors"]]
         status = worker.returncode
         if results is None:
             errors.seek(0)
@@ -92,7 +97,13 @@ def run_in_worker(
                 failure += f": {tail}"
             results = [CaseResult(case.name, error=failure) for case in workload.cases]
     n = workload.smoke_n if smoke else workload.n
-    return judged(workload, n, results)
+    if not floors:  # no result: the floors are judged here, and find nothing run
+        return judged(workload, n, results)
+    result = WorkloadResult(
+        workload.name, workload.title, n, workload.unit, workload.baseline, results
+    )
+    result.floors = floors
+    return result
 
 
 def worker_main(name: str, *, smoke: bool, runs: int) -> int:
@@ -103,7 +114,12 @@ def worker_main(name: str, *, smoke: bool, runs: int) -> int:
         _send({"run": [case.name, attempt]})
 
     result = run_workload(workload, smoke=smoke, runs=runs, progress=announce)
-    _send({"cases": [_case_to_json(case) for case in result.cases]})
+    _send(
+        {
+            "cases": [_case_to_json(case) for case in result.cases],
+            "floors": [_floor_to_json(floor) for floor in result.floors],
+        }
+    )
     return 0
 
 
@@ -128,3 +144,12 @@ def _case_from_json(data: dict[str, Any]) -> CaseResult:
         data["unavailable"],
         data["error"],
     )
+
+
+def _floor_to_json(floor: FloorResult) -> dict[str, Any]:
+    return {"text": floor.text, "held": floor.held, "detail": floor.detail}
+
+
+def _floor_from_json(data: dict[str, Any]) -> FloorResult:
+    held = data["held"]
+    return FloorResult(str(data["text"]), None if held is None else bool(held), str(data["detail"]))

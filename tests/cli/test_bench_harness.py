@@ -356,7 +356,8 @@ def test_a_worker_reports_cases_that_could_not_run(monkeypatch: pytest.MonkeyPat
     cases: list[dict[str, object]] = [
         {"name": name, "times": [], "unavailable": "no such peer", "error": None} for name in names
     ]
-    line = _isolation.MARKER + json.dumps({"cases": cases})
+    floors = [{"text": "judged in the worker", "held": None, "detail": "not run"}]
+    line = _isolation.MARKER + json.dumps({"cases": cases, "floors": floors})
     script = f"print({line!r})"
     monkeypatch.setattr(
         _isolation, "worker_command", lambda *args, **kwargs: [sys.executable, "-c", script]
@@ -364,4 +365,11 @@ def test_a_worker_reports_cases_that_could_not_run(monkeypatch: pytest.MonkeyPat
     report = _harness.run([workload], smoke=True, isolate=True)
     (result,) = report.workloads
     assert [case.unavailable for case in result.cases] == ["no such peer"] * len(names)
-    assert all(floor.held is None for floor in result.floors)  # not judged
+    assert [(floor.text, floor.held) for floor in result.floors] == [("judged in the worker", None)]
+
+
+def test_floors_that_read_what_a_case_recorded_are_judged_in_the_worker() -> None:
+    report = _harness.run(_harness.discover(["dataloader"]), smoke=True, isolate=True)
+    (result,) = report.workloads
+    details = [floor.detail for floor in result.floors if "batch calls" in floor.text]
+    assert details == ["1 vs 1 batch calls", "1 vs 1 batch calls"]
