@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import corral
-from corral.backends.sqlite import SqliteEventStore
-from corral.backends.sqlite._connection import SCHEMA_VERSION
+from corral.backends.sqlite import SqliteEventStore, _connection
+from corral.backends.sqlite._connection import SCHEMA_VERSION, prepare_wal, wal_working_size
 from corral.errors import ArgumentTypeError, BackendUnavailable, SerializationError
 from corral.eventsourcing import NO_STREAM, NewEvent
 
@@ -74,6 +74,57 @@ async def test_the_file_is_wal_with_full_sync_and_a_schema_version(tmp_path: Pat
     with contextlib.closing(sqlite3.connect(path)) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_an_open_store_has_its_log_written_out_to_its_working_size(
+    store: SqliteEventStore, tmp_path: Path
+) -> None:
+    wal = tmp_path / "events.db-wal"
+    with contextlib.closing(sqlite3.connect(tmp_path / "events.db")) as connection:
+        working_size = wal_working_size(connection)
+    assert working_size > 4_000_000  # 1,000 pages of 4 KiB and their frame headers
+    assert wal.stat().st_size >= working_size
+    appended = await store.append("s", [event(b"1")], expected_version=NO_STREAM)
+    assert wal.stat().st_size >= working_size  # commits wrote into it, not past it
+    assert [e.data for e in await store.read_stream("s").collect()] == [b"1"]
+    assert appended.positions[0] >= 1
+
+
+async def test_writing_out_the_log_keeps_what_it_holds(
+    store: SqliteEventStore, tmp_path: Path
+) -> None:
+    await store.append("s", [event(b"%d" % i) for i in range(50)], expected_version=NO_STREAM)
+    wal = tmp_path / "events.db-wal"
+    with contextlib.closing(
+        sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    ) as connection:
+        before = wal.read_bytes()
+        connection.execute("PRAGMA wal_autocheckpoint=4000")  # a larger working size
+        prepare_wal(connection)
+        after = wal.read_bytes()
+        assert len(after) >= wal_working_size(connection) > len(before)
+        assert after[: len(before)] == before  # only past the end of the log
+        assert not connection.in_transaction
+    events = await store.read_stream("s").collect()
+    assert [e.data for e in events] == [b"%d" % i for i in range(50)]
+
+
+def test_a_log_that_cannot_be_written_out_is_left_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(path: str, target: int) -> None:
+        raise PermissionError(f"{path} is read-only")
+
+    with contextlib.closing(
+        sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    ) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE t(x)")
+        monkeypatch.setattr(_connection, "_extend_with_zeros", refuse)
+        prepare_wal(connection)  # no error
+        assert not connection.in_transaction
+        connection.execute("INSERT INTO t VALUES (1)")
+        assert connection.execute("SELECT x FROM t").fetchall() == [(1,)]
 
 
 async def test_concurrent_appends_share_one_commit(

@@ -10,7 +10,14 @@ from typing import Final
 
 from ...errors import BackendUnavailable
 
-__all__ = ("SCHEMA_VERSION", "map_exceptions", "open_reader", "open_writer")
+__all__ = (
+    "SCHEMA_VERSION",
+    "map_exceptions",
+    "open_reader",
+    "open_writer",
+    "prepare_wal",
+    "wal_working_size",
+)
 
 #: The schema this version of corral writes, kept in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = 1
@@ -105,7 +112,80 @@ def _prepare(connection: sqlite3.Connection, create: bool) -> str:
     connection.execute("COMMIT")
     if version not in (0, SCHEMA_VERSION):
         return f"schema version {version}; this version of corral knows {SCHEMA_VERSION}"
+    prepare_wal(connection)
     return ""
+
+
+#: What a write-ahead-log frame adds to its page: the frame header.
+_WAL_FRAME_HEADER: Final = 24
+#: Frames beyond the auto-checkpoint point written ahead too: the transaction that
+#: crosses it, and readers that hold a checkpoint back for a moment.
+_WAL_SLACK_FRAMES: Final = 256
+_ZEROS: Final = bytes(1 << 20)
+
+
+def wal_working_size(connection: sqlite3.Connection) -> int:
+    """How large the write-ahead log gets between checkpoints, in bytes.
+
+    SQLite checkpoints once the log holds ``wal_autocheckpoint`` pages, then reuses the
+    log from its start; a little more is allowed for the transaction that crosses that
+    point.
+    """
+    page_size: int = connection.execute("PRAGMA page_size").fetchone()[0]
+    frames: int = connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    return 32 + (page_size + _WAL_FRAME_HEADER) * (max(frames, 0) + _WAL_SLACK_FRAMES)
+
+
+def prepare_wal(connection: sqlite3.Connection) -> None:
+    """Write the write-ahead log out to its working size, so commits overwrite it.
+
+    A commit with ``synchronous=FULL`` flushes the log with ``fdatasync``. Where the
+    commit makes the file longer, the flush must also write the file system's record of
+    the new size and blocks, which on a measured ext4 disk took 170 to 240 us a commit
+    against 106 to 131 us for one that only overwrote written blocks. So the log is
+    written out with zeros once, up to :func:`wal_working_size`: SQLite reads a log
+    only as far as its frames are valid (zeros never are, and neither are the old
+    frames it leaves behind when it reuses the log), so they change nothing it reads.
+
+    Only bytes past the current end of the log are written, with the database's write
+    lock held (``BEGIN IMMEDIATE``), so no other connection or process is writing the
+    log meanwhile. Best effort: a log that cannot be opened or written (a read-only
+    directory, a full disk) is left as it is. SQLite deletes the log when the last
+    connection closes, so each open of a store does this again (about 4 ms for 4 MB on
+    the same disk).
+    """
+    wal = _wal_path(connection)
+    if wal is None:
+        return
+    target = wal_working_size(connection)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        with contextlib.suppress(OSError):
+            _extend_with_zeros(wal, target)
+    finally:
+        connection.execute("ROLLBACK")
+
+
+def _wal_path(connection: sqlite3.Connection) -> str | None:
+    """The write-ahead log of the connection's main database file, if it has one."""
+    for _, name, filename in connection.execute("PRAGMA database_list"):
+        if name == "main" and filename:
+            return f"{filename}-wal"
+    return None
+
+
+def _extend_with_zeros(path: str, target: int) -> None:
+    descriptor = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(descriptor).st_size
+        if size >= target:
+            return
+        while size < target:
+            size += os.pwrite(descriptor, _ZEROS[: min(len(_ZEROS), target - size)], size)
+        flush = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have no fdatasync
+        flush(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def open_reader(path: str) -> sqlite3.Connection:

@@ -14,7 +14,7 @@ from typing import Any, Final, TypeVar
 
 from ...errors import ArgumentTypeError, InvalidArgumentError, UsageError
 from ...eventsourcing._read_model import ReadModel, settle
-from ._connection import BUSY_TIMEOUT, map_exceptions
+from ._connection import BUSY_TIMEOUT, map_exceptions, prepare_wal
 
 __all__ = ("CHECKPOINT_TABLE", "SqliteReadModel", "SqliteTransaction")
 
@@ -63,6 +63,7 @@ def _open(path: str) -> sqlite3.Connection:
             _check_wal(mode)
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute(_CREATE)
+            prepare_wal(connection)
         except BaseException:
             connection.close()
             raise
