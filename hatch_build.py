@@ -33,21 +33,25 @@ class SpeedupsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         if self.target_name != "wheel" or not _wanted():
             return
         root = Path(self.root)
-        work = Path(tempfile.mkdtemp(prefix="corral-build-"))
+        self._work = Path(tempfile.mkdtemp(prefix="corral-build-"))
         try:
-            built = _compile(root, work)
+            built = _compile(root, self._work)
         except Exception as exc:  # no compiler, no headers: build the pure-Python wheel
             print(f"corral: building without the compiled promise ({exc})", file=sys.stderr)
-            shutil.rmtree(work, ignore_errors=True)
             return
         target = f"corral/_core/{built.name}"
         if version == "editable":
             shutil.copy2(built, root / "src" / target)
-            shutil.rmtree(work, ignore_errors=True)
         else:
             build_data["force_include"][str(built)] = target
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        """Remove the compiler's work directory once the wheel holds what it built."""
+        work: Path | None = getattr(self, "_work", None)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _wanted() -> bool:

@@ -445,13 +445,22 @@ def run_workload(
     return judged(workload, n, list(cases.values()))
 
 
-def judged(workload: Workload, n: int, cases: list[CaseResult]) -> WorkloadResult:
-    """The result of ``workload`` at size ``n`` with these case results, floors judged."""
+def judged(
+    workload: Workload, n: int, cases: list[CaseResult], floors: list[FloorResult] | None = None
+) -> WorkloadResult:
+    """The result of ``workload`` at size ``n`` with these case results.
+
+    ``floors`` are the floors as judged where the cases ran; without them, they are
+    judged here from the cases' best times.
+    """
     result = WorkloadResult(
         workload.name, workload.title, n, workload.unit, workload.baseline, cases
     )
-    best = result.best_times()
-    result.floors = [floor.judge(best) for floor in workload.floors]
+    result.floors = (
+        floors
+        if floors is not None
+        else [floor.judge(result.best_times()) for floor in workload.floors]
+    )
     return result
 
 

@@ -66,7 +66,7 @@ def run_in_worker(
     """
     cases_by_name = {case.name: case for case in workload.cases}
     results: list[CaseResult] | None = None
-    floors: list[FloorResult] = []
+    floors: list[FloorResult] | None = None
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as errors:
         with subprocess.Popen(
             worker_command(workload, smoke=smoke, runs=runs),
@@ -96,14 +96,8 @@ def run_in_worker(
             if tail:
                 failure += f": {tail}"
             results = [CaseResult(case.name, error=failure) for case in workload.cases]
-    n = workload.smoke_n if smoke else workload.n
-    if not floors:  # no result: the floors are judged here, and find nothing run
-        return judged(workload, n, results)
-    result = WorkloadResult(
-        workload.name, workload.title, n, workload.unit, workload.baseline, results
-    )
-    result.floors = floors
-    return result
+    # Without a result, the floors are judged here, and find nothing run.
+    return judged(workload, workload.smoke_n if smoke else workload.n, results, floors)
 
 
 def worker_main(name: str, *, smoke: bool, runs: int) -> int:

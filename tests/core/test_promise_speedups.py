@@ -193,6 +193,26 @@ def test_each_thread_sees_its_own_running_loop() -> None:
 
 
 @compiled
+def test_a_loop_without_a_thread_id_is_found_every_time() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    lookup = _speedups.running_loop
+
+    async def inside() -> tuple[Any, Any, Any]:
+        first = lookup()
+        await asyncio.sleep(0)
+        return first, lookup(), asyncio.get_running_loop()
+
+    for _ in range(2):  # the second loop is a new one, and is found too
+        loop = uvloop.new_event_loop()
+        try:
+            first, second, running = loop.run_until_complete(inside())
+        finally:
+            loop.close()
+        assert first is second is running
+        assert lookup() is None
+
+
+@compiled
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_does_not_see_its_parents_loop() -> None:
     async def fork_inside_the_loop() -> int:

@@ -11,22 +11,25 @@
  *   the promise lock                                      (a reentrant lock)
  *   the running-loop lookup                               (cached per thread)
  *
- * It does not define a type for promises. Promise stays the Python class with __slots__;
+ * It defines PromiseCore, the fields of a promise in a C struct; Promise, the Python class,
+ * subclasses it and adds everything else. LoopJobs stays a Python class with __slots__:
  * install() reads the offsets of its slots from the member descriptors that __slots__
- * created and reads and writes those slots directly, as the descriptors would. Everything
- * that is not hot (resolution of awaitables and thenables, routing to other threads' loops,
- * waking waiters in other threads, the trampoline, error messages) stays in Python and is
- * called from here.
+ * created, and the drain reads and writes them directly, as the descriptors would.
+ * Everything that is not hot (resolution of awaitables and thenables, routing to other
+ * threads' loops, waking waiters in other threads, the trampoline, error messages) stays
+ * in Python and is called from here.
  *
  * Locking. One process-wide reentrant lock guards every promise's state, in Python and
  * here alike (Python code takes it with `with _LOCK:`). C code takes it without a Python
  * call; while it holds it, other threads that want it wait with the GIL released.
  *
  * The running loop. asyncio._get_running_loop() on Python 3.11 makes a getpid() system
- * call each time a loop runs (to notice a fork). Here the loop found last is remembered
+ * call each time a loop runs (to notice a fork). There, the loop found last is remembered
  * (weakly) and reused while its `_thread_id` is the calling thread's identity, which
  * BaseEventLoop sets for exactly as long as it runs in that thread; a fork forgets it
- * (install() registers that). Loops without `_thread_id` are looked up every time.
+ * (_speedups.py registers that). Loops without `_thread_id` (uvloop's) are looked up
+ * every time. On 3.12 and later asyncio's lookup is cheaper than the check, and is used
+ * as it is.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -308,33 +311,24 @@ PromiseCore_clear(PromiseObject *self)
     return 0;
 }
 
+/* The dealloc of PromiseCore, and of Promise, the Python class over it (install() puts it
+   in place of subtype_dealloc, which it does the work of for a class that adds no field,
+   no __del__ and no weak references of its own; install() checks). The trashcan keeps
+   freeing a long chain from recursing deeply. */
 static void
 PromiseCore_dealloc(PromiseObject *self)
 {
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
-    PromiseCore_clear(self);
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free((PyObject *)self);
-}
-
-/* The dealloc of Promise, the Python class over PromiseCore: what subtype_dealloc does for
-   a class that adds no field, no __del__ and no weak references of its own (install()
-   checks), with the trashcan that keeps freeing a long chain from recursing deeply. */
-static void
-Promise_dealloc(PromiseObject *self)
-{
     PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
-    Py_TRASHCAN_BEGIN(self, Promise_dealloc)
+    Py_TRASHCAN_BEGIN(self, PromiseCore_dealloc)
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     PromiseCore_clear(self);
     type->tp_free((PyObject *)self);
-    Py_DECREF(type);
+    if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+        Py_DECREF(type); /* an instance of a heap type holds a reference to it */
+    }
     Py_TRASHCAN_END
 }
 
@@ -507,6 +501,7 @@ weak_target(PyObject *ref)
 #endif
 }
 
+#if PY_VERSION_HEX < 0x030C0000
 /* 1 if `loop` runs in this thread by its `_thread_id`, 0 if not, -1 if it cannot say. */
 static int
 runs_here(PyObject *loop)
@@ -537,6 +532,8 @@ runs_here(PyObject *loop)
     return result;
 }
 
+static PyObject *uncached_type = NULL; /* a loop type without `_thread_id`: not remembered */
+
 /* The loop running in this thread (new reference), Py_None if none; NULL on error. */
 static PyObject *
 running_loop(void)
@@ -551,10 +548,11 @@ running_loop(void)
         }
     }
     PyObject *loop = PyObject_CallNoArgs(get_running_loop);
-    if (loop == NULL || loop == Py_None) {
+    if (loop == NULL || loop == Py_None || (PyObject *)Py_TYPE(loop) == uncached_type) {
         return loop;
     }
-    if (runs_here(loop) == 1) {
+    int here = runs_here(loop);
+    if (here == 1) {
         PyObject *ref = PyWeakref_NewRef(loop, NULL);
         if (ref == NULL) {
             PyErr_Clear();
@@ -563,8 +561,19 @@ running_loop(void)
             Py_XSETREF(cached_loop_ref, ref);
         }
     }
+    else if (here < 0) { /* so its type is not asked again, and again */
+        Py_XSETREF(uncached_type, Py_NewRef((PyObject *)Py_TYPE(loop)));
+    }
     return loop;
 }
+#else
+/* The loop running in this thread (new reference), Py_None if none; NULL on error. */
+static PyObject *
+running_loop(void)
+{
+    return PyObject_CallNoArgs(get_running_loop);
+}
+#endif
 
 static PyObject *
 speedups_running_loop(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
@@ -1095,8 +1104,7 @@ run_then_impl(PyObject *child, PyObject *queue)
     }
     else if (plain == 0) {
         PyObject *args[4] = {child, result, STATE_OBJECTS[FOLLOWING], queue};
-        PyObject *resolved = PyObject_VectorcallMethod(
-            str_resolve, args, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        PyObject *resolved = PyObject_VectorcallMethod(str_resolve, args, 4, NULL);
         outcome = resolved == NULL ? -1 : 0;
         Py_XDECREF(resolved);
     }
@@ -1317,7 +1325,8 @@ speedups_install(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     PyTypeObject *promise = (PyTypeObject *)promise_type;
-    if (promise->tp_dictoffset != 0 || promise->tp_weaklistoffset != PromiseCoreType.tp_weaklistoffset) {
+    if (promise->tp_dictoffset != 0 ||
+        promise->tp_weaklistoffset != PromiseCoreType.tp_weaklistoffset) {
         PyErr_SetString(PyExc_TypeError,
                         "install(): the promise class must have no __dict__ and no slots");
         return NULL;
@@ -1330,7 +1339,7 @@ speedups_install(PyObject *Py_UNUSED(module), PyObject *args)
        would walk the class hierarchy for each object to find nothing more, then visit
        the class itself, which this module keeps alive for good (PromiseType). */
     promise->tp_traverse = (traverseproc)PromiseCore_traverse;
-    promise->tp_dealloc = (destructor)Promise_dealloc;
+    promise->tp_dealloc = (destructor)PromiseCore_dealloc;
     Py_INCREF(promise_type);
     Py_XSETREF(PromiseType, promise);
     Py_INCREF(queue_type);

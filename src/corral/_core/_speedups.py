@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -54,11 +55,12 @@ def load() -> ModuleType | None:
 #: The compiled module in use, or ``None``.
 MODULE = load()
 
-if MODULE is not None:  # a forked child must not take its parent's loop for its own
-    os.register_at_fork(after_in_child=MODULE.forget_running_loop)
+#: ``asyncio._get_running_loop``, or on Python 3.11, where that makes a ``getpid()``
+#: system call each time, the compiled lookup that remembers the loop found last. (On
+#: 3.12 and later asyncio's own is cheaper than the compiled one's check.)
+running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio._get_running_loop
 
-#: ``asyncio._get_running_loop``, or the compiled lookup that remembers the loop found
-#: last (on Python 3.11 asyncio's makes a ``getpid()`` system call each time).
-running_loop: Callable[[], asyncio.AbstractEventLoop | None] = (
-    asyncio._get_running_loop if MODULE is None else MODULE.running_loop
-)
+if MODULE is not None and sys.version_info < (3, 12):
+    running_loop = MODULE.running_loop
+    # A forked child must not take its parent's loop for its own.
+    os.register_at_fork(after_in_child=MODULE.forget_running_loop)

@@ -116,12 +116,14 @@ def _prepare(connection: sqlite3.Connection, create: bool) -> str:
     return ""
 
 
-#: What a write-ahead-log frame adds to its page: the frame header.
+#: The write-ahead log's own header, and what each frame adds to its page.
+_WAL_HEADER: Final = 32
 _WAL_FRAME_HEADER: Final = 24
 #: Frames beyond the auto-checkpoint point written ahead too: the transaction that
 #: crosses it, and readers that hold a checkpoint back for a moment.
 _WAL_SLACK_FRAMES: Final = 256
-_ZEROS: Final = bytes(1 << 20)
+#: Zeros are written this many bytes at a time.
+_CHUNK: Final = 1 << 20
 
 
 def wal_working_size(connection: sqlite3.Connection) -> int:
@@ -133,7 +135,7 @@ def wal_working_size(connection: sqlite3.Connection) -> int:
     """
     page_size: int = connection.execute("PRAGMA page_size").fetchone()[0]
     frames: int = connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    return 32 + (page_size + _WAL_FRAME_HEADER) * (max(frames, 0) + _WAL_SLACK_FRAMES)
+    return _WAL_HEADER + (page_size + _WAL_FRAME_HEADER) * (max(frames, 0) + _WAL_SLACK_FRAMES)
 
 
 def prepare_wal(connection: sqlite3.Connection) -> None:
@@ -175,17 +177,16 @@ def _wal_path(connection: sqlite3.Connection) -> str | None:
 
 
 def _extend_with_zeros(path: str, target: int) -> None:
-    descriptor = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        size = os.fstat(descriptor).st_size
+    with open(path, "r+b") as log:
+        size = log.seek(0, os.SEEK_END)
         if size >= target:
             return
+        zeros = bytes(min(_CHUNK, target - size))
         while size < target:
-            size += os.pwrite(descriptor, _ZEROS[: min(len(_ZEROS), target - size)], size)
+            size += log.write(zeros[: target - size])
+        log.flush()
         flush = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have no fdatasync
-        flush(descriptor)
-    finally:
-        os.close(descriptor)
+        flush(log.fileno())
 
 
 def open_reader(path: str) -> sqlite3.Connection:
